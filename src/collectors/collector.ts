@@ -1,0 +1,56 @@
+import type { Device, NvmlBinding } from '../native/nvml-binding.js';
+import { NvmlError } from '../native/nvml-return.js';
+import type { GpuSample, MigSample, ValueKey, Values } from '../sample.js';
+
+/** A GPU as a collector sees it: its handle plus the sample it fills in. */
+export interface GpuTarget {
+  device: Device;
+  sample: GpuSample;
+  /** MIG handles of this GPU, filled in by the mig collector when it runs first. */
+  migDevices: { device: Device; sample: MigSample }[];
+}
+
+/**
+ * Reads values for one GPU. A value the GPU does not support is simply absent; any other
+ * error is remembered (the collector is marked failed) and the remaining values are still read.
+ * GPU_IS_LOST aborts the GPU.
+ */
+export class ValueReader {
+  firstError: NvmlError | Error | undefined;
+
+  constructor(readonly nvml: NvmlBinding) {}
+
+  read(values: Values, key: ValueKey, get: () => number): void {
+    try {
+      const v = get();
+      if (Number.isFinite(v)) values[key] = v;
+    } catch (err) {
+      this.handle(err);
+    }
+  }
+
+  /** Runs `fn`, treating errors the same way as `read`. */
+  attempt(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.handle(err);
+    }
+  }
+
+  private handle(err: unknown): void {
+    if (err instanceof NvmlError) {
+      if (err.notSupported) return;
+      if (err.gpuLost) throw err;
+    }
+    this.firstError ??= err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+export interface Collector {
+  /** Flag name: --collector.<name> / --no-collector.<name>. */
+  readonly name: string;
+  readonly defaultEnabled: boolean;
+  readonly description: string;
+  collect(reader: ValueReader, gpu: GpuTarget): void;
+}

@@ -1,0 +1,31 @@
+import { clocksCollector } from './clocks.js';
+import { codecCollector } from './codec.js';
+import type { Collector } from './collector.js';
+import { fanCollector } from './fan.js';
+import { memoryCollector } from './memory.js';
+import { migCollector } from './mig.js';
+import { pcieCollector } from './pcie.js';
+import { powerCollector } from './power.js';
+import { pstateCollector } from './pstate.js';
+import { temperatureCollector } from './temperature.js';
+import { utilizationCollector } from './utilization.js';
+
+/** The registration list: every collector, in the order a tick runs them. */
+export const COLLECTORS: readonly Collector[] = [
+  migCollector,
+  utilizationCollector,
+  memoryCollector,
+  temperatureCollector,
+  powerCollector,
+  clocksCollector,
+  fanCollector,
+  pstateCollector,
+  pcieCollector,
+  codecCollector,
+];
+
+export const COLLECTOR_NAMES = COLLECTORS.map((c) => c.name);
+
+export function enabledCollectors(overrides: Readonly<Record<string, boolean>>): Collector[] {
+  return COLLECTORS.filter((c) => overrides[c.name] ?? c.defaultEnabled);
+}

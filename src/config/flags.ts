@@ -1,0 +1,201 @@
+import os from 'node:os';
+import { COLLECTORS } from '../collectors/index.js';
+import { exporterError } from '../errors.js';
+import { NAMING_SCHEMES, type NamingScheme } from '../metrics/families.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  listenHost: string;
+  listenPort: number;
+  nvmlLibrary: string | undefined;
+  driverRoot: string;
+  nvmlRetryMs: number;
+  sampleIntervalMs: number;
+  naming: NamingScheme;
+  logLevel: LogLevel;
+  nodeName: string;
+  collectors: Record<string, boolean>;
+}
+
+interface FlagDef<K extends keyof Config> {
+  flag: string;
+  env: string;
+  key: K;
+  accepts: string;
+  help: string;
+  /** Default as shown in --help and the README. */
+  defaultText: string;
+  parse(raw: string): Config[K] | undefined;
+}
+
+const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+export function parseDuration(raw: string, minMs: number, maxMs: number): number | undefined {
+  const m = durationPattern.exec(raw.trim());
+  if (!m) return undefined;
+  const ms = Number(m[1]) * UNIT_MS[m[2]!]!;
+  return ms >= minMs && ms <= maxMs ? ms : undefined;
+}
+
+/** "[host]:port", ":port", "host:port" or "[v6]:port". */
+export function parseListenAddress(raw: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(raw.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (raw: string): T | undefined => (values as readonly string[]).includes(raw) ? (raw as T) : undefined;
+}
+
+function define<K extends keyof Config>(def: FlagDef<K>): FlagDef<K> {
+  return def;
+}
+
+/** The flag table: --help, the README and validation all come from here. */
+export const FLAGS = [
+  define({
+    flag: '--web.listen-address', env: 'KGE_LISTEN_ADDRESS', key: 'listenHost', defaultText: ':9400',
+    accepts: 'host:port, :port or [ipv6]:port', help: 'Address to serve /metrics, /healthz, /readyz and / on',
+    parse: (raw) => parseListenAddress(raw)?.host,
+  }),
+  define({
+    flag: '--nvml.library', env: 'KGE_NVML_LIBRARY', key: 'nvmlLibrary', defaultText: '(search)',
+    accepts: 'a path to libnvidia-ml.so.1', help: 'NVML library to load; default: the loader path, then the standard driver directories on the host and under the driver root',
+    parse: (raw) => (raw.trim() ? raw.trim() : undefined),
+  }),
+  define({
+    flag: '--nvml.driver-root', env: 'KGE_NVML_DRIVER_ROOT', key: 'driverRoot', defaultText: '/run/nvidia/driver',
+    accepts: 'an absolute directory path', help: 'Root of a containerised driver (GPU Operator) to search for NVML',
+    parse: (raw) => (raw.startsWith('/') ? raw : undefined),
+  }),
+  define({
+    flag: '--nvml.retry-interval', env: 'KGE_NVML_RETRY_INTERVAL', key: 'nvmlRetryMs', defaultText: '10s',
+    accepts: 'a duration from 100ms to 1h (e.g. 500ms, 10s, 1m)', help: 'How often to retry loading NVML while it is unavailable',
+    parse: (raw) => parseDuration(raw, 100, 3_600_000),
+  }),
+  define({
+    flag: '--sample-interval', env: 'KGE_SAMPLE_INTERVAL', key: 'sampleIntervalMs', defaultText: '1s',
+    accepts: 'a duration from 100ms to 10m (e.g. 500ms, 1s, 30s)', help: 'How often GPUs are sampled in the background (scrapes never trigger sampling)',
+    parse: (raw) => parseDuration(raw, 100, 600_000),
+  }),
+  define({
+    flag: '--naming', env: 'KGE_NAMING', key: 'naming', defaultText: 'dcgm',
+    accepts: NAMING_SCHEMES.join(' or '), help: 'Metric names: dcgm (dcgm-exporter compatible names, units and labels) or prometheus (base units, _total counters, _info identity)',
+    parse: oneOf(NAMING_SCHEMES),
+  }),
+  define({
+    flag: '--log.level', env: 'KGE_LOG_LEVEL', key: 'logLevel', defaultText: 'info',
+    accepts: LOG_LEVELS.join(', '), help: 'Log level (logs are JSON lines on stdout)',
+    parse: oneOf(LOG_LEVELS),
+  }),
+  define({
+    flag: '--node-name', env: 'NODE_NAME', key: 'nodeName', defaultText: '(host name)',
+    accepts: 'a non-empty string', help: 'Node name for the Hostname/node label (set NODE_NAME from the downward API)',
+    parse: (raw) => (raw.trim() ? raw.trim() : undefined),
+  }),
+] as const;
+
+const BOOL_TRUE = ['true', '1', 'yes', 'on'];
+const BOOL_FALSE = ['false', '0', 'no', 'off'];
+
+export function collectorEnv(name: string): string {
+  return `KGE_COLLECTOR_${name.toUpperCase()}`;
+}
+
+export function defaultConfig(): Config {
+  return {
+    listenHost: '',
+    listenPort: 9400,
+    nvmlLibrary: undefined,
+    driverRoot: '/run/nvidia/driver',
+    nvmlRetryMs: 10_000,
+    sampleIntervalMs: 1000,
+    naming: 'dcgm',
+    logLevel: 'info',
+    nodeName: os.hostname(),
+    collectors: Object.fromEntries(COLLECTORS.map((c) => [c.name, c.defaultEnabled])),
+  };
+}
+
+export type ParseResult = { kind: 'run'; config: Config } | { kind: 'help' } | { kind: 'version' };
+
+/**
+ * Flags win over environment variables, which win over defaults. Any bad value throws an
+ * ExporterError naming the flag (or variable) and what it accepts.
+ */
+export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ParseResult {
+  const config = defaultConfig();
+  const apply = (def: (typeof FLAGS)[number], raw: string, source: 'flag' | 'env'): void => {
+    const value = def.parse(raw);
+    if (value === undefined) {
+      throw source === 'flag'
+        ? exporterError('KGE_FLAG_INVALID', def.flag, raw, def.accepts)
+        : exporterError('KGE_ENV_INVALID', def.env, def.flag, raw, def.accepts);
+    }
+    if (def.key === 'listenHost') {
+      const addr = parseListenAddress(raw)!;
+      config.listenHost = addr.host;
+      config.listenPort = addr.port;
+    } else {
+      (config as unknown as Record<string, unknown>)[def.key] = value;
+    }
+  };
+
+  for (const def of FLAGS) {
+    const raw = env[def.env];
+    if (raw !== undefined && raw !== '') apply(def, raw, 'env');
+  }
+  for (const c of COLLECTORS) {
+    const raw = env[collectorEnv(c.name)];
+    if (raw === undefined || raw === '') continue;
+    const v = raw.toLowerCase();
+    if (BOOL_TRUE.includes(v)) config.collectors[c.name] = true;
+    else if (BOOL_FALSE.includes(v)) config.collectors[c.name] = false;
+    else throw exporterError('KGE_ENV_INVALID', collectorEnv(c.name), `--collector.${c.name}`, raw, 'true or false');
+  }
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') return { kind: 'help' };
+    if (arg === '--version') return { kind: 'version' };
+    if (!arg.startsWith('--')) throw exporterError('KGE_FLAG_UNEXPECTED_ARGUMENT', arg);
+    const eq = arg.indexOf('=');
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    const collector = /^--(no-)?collector\.(.+)$/.exec(name);
+    if (collector) {
+      const cname = collector[2]!;
+      if (!COLLECTORS.some((c) => c.name === cname)) throw exporterError('KGE_FLAG_UNKNOWN', name);
+      if (eq >= 0) throw exporterError('KGE_FLAG_INVALID', name, arg.slice(eq + 1), `no value (use --collector.${cname} or --no-collector.${cname})`);
+      config.collectors[cname] = !collector[1];
+      continue;
+    }
+    const def = FLAGS.find((f) => f.flag === name);
+    if (!def) throw exporterError('KGE_FLAG_UNKNOWN', name);
+    let raw: string | undefined;
+    if (eq >= 0) raw = arg.slice(eq + 1);
+    else {
+      raw = argv[i + 1];
+      if (raw === undefined || raw.startsWith('--')) throw exporterError('KGE_FLAG_MISSING_VALUE', def.flag, def.accepts);
+      i++;
+    }
+    apply(def, raw, 'flag');
+  }
+  return { kind: 'run', config };
+}
+
+export function helpText(): string {
+  const lines = ['Usage: kube-gpu-exporter [flags]', '', 'Flags (each also read from the environment variable shown):'];
+  for (const f of FLAGS) {
+    lines.push(`  ${f.flag}=<value>   [${f.env}] default ${f.defaultText}`, `      ${f.help}. Accepts ${f.accepts}.`);
+  }
+  lines.push('', 'Collectors (--collector.<name> enables, --no-collector.<name> disables; env KGE_COLLECTOR_<NAME>=true|false):');
+  for (const c of COLLECTORS) lines.push(`  ${c.name.padEnd(12)} ${c.defaultEnabled ? 'on ' : 'off'}  ${c.description}`);
+  lines.push('', '  --help      this text', '  --version   print the version');
+  return lines.join('\n');
+}

@@ -1,0 +1,29 @@
+/**
+ * Every user-facing error the exporter raises, in one table: a stable code, and a message
+ * template. Tests check each code's message.
+ */
+export const ERROR_CODES = {
+  KGE_FLAG_UNKNOWN: (flag: string) => `unknown flag ${flag} (see --help)`,
+  KGE_FLAG_MISSING_VALUE: (flag: string, accepts: string) => `${flag} needs a value: ${accepts}`,
+  KGE_FLAG_INVALID: (flag: string, value: string, accepts: string) => `${flag}: invalid value ${JSON.stringify(value)}; accepts ${accepts}`,
+  KGE_ENV_INVALID: (env: string, flag: string, value: string, accepts: string) =>
+    `${env} (for ${flag}): invalid value ${JSON.stringify(value)}; accepts ${accepts}`,
+  KGE_FLAG_UNEXPECTED_ARGUMENT: (arg: string) => `unexpected argument ${JSON.stringify(arg)}: flags start with -- (see --help)`,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class ExporterError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ExporterError';
+  }
+}
+
+export function exporterError<C extends ErrorCode>(code: C, ...args: Parameters<(typeof ERROR_CODES)[C]>): ExporterError {
+  const template = ERROR_CODES[code] as (...a: unknown[]) => string;
+  return new ExporterError(code, template(...args));
+}

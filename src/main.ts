@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { configFromArgs, run } from './cli.js';
+
+await run(configFromArgs(process.argv.slice(2)));

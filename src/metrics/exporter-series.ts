@@ -1,0 +1,36 @@
+import type { NodeSample } from '../sample.js';
+import { labelString, type RenderFamily } from './exposition.js';
+import { EXPORTER_FAMILIES, type ExporterFamily } from './families.js';
+
+export interface ExporterStatus {
+  nvmlUp: boolean;
+  skippedTicks: number;
+  version: string;
+  naming: string;
+}
+
+function family(def: ExporterFamily, series: RenderFamily['series']): RenderFamily {
+  return { name: def.name, type: def.type, help: def.help, series };
+}
+
+/** The exporter's own health: per-collector success and duration, NVML state, sample age. */
+export function buildExporterFamilies(sample: NodeSample | undefined, status: ExporterStatus): RenderFamily[] {
+  const F = EXPORTER_FAMILIES;
+  const out: RenderFamily[] = [
+    family(F.buildInfo, [
+      { labels: labelString([['version', status.version], ['nodejs_version', process.version], ['naming', status.naming]]), value: 1 },
+    ]),
+    family(F.nvmlUp, [{ labels: '', value: status.nvmlUp ? 1 : 0 }]),
+    family(F.skippedTicks, [{ labels: '', value: status.skippedTicks }]),
+  ];
+  if (!sample) return out;
+  out.push(
+    family(F.collectorSuccess, sample.collectors.map((c) => ({ labels: labelString([['collector', c.name]]), value: c.success ? 1 : 0 }))),
+    family(F.collectorDuration, sample.collectors.map((c) => ({ labels: labelString([['collector', c.name]]), value: c.durationSeconds }))),
+    family(F.gpus, [{ labels: '', value: sample.gpus.length }]),
+    family(F.gpusLost, [{ labels: '', value: sample.lostGpus.length }]),
+    family(F.sampleTimestamp, [{ labels: '', value: sample.takenAtMs / 1000 }]),
+    family(F.sampleDuration, [{ labels: '', value: sample.tickSeconds }]),
+  );
+  return out;
+}

@@ -1,0 +1,218 @@
+import type { ValueKey } from '../sample.js';
+
+/**
+ * Every GPU metric family, declared once as data. The renderer, the README's metrics table
+ * and the drift test all read this table.
+ */
+export type NamingScheme = 'dcgm' | 'prometheus';
+export const NAMING_SCHEMES: readonly NamingScheme[] = ['dcgm', 'prometheus'];
+export type MetricType = 'gauge' | 'counter';
+
+/** Which series a family has: one per GPU, one per MIG instance, or both. */
+export type Entity = 'gpu' | 'mig' | 'gpu+mig';
+
+export interface SchemeName {
+  name: string;
+  /** Multiply NVML's raw value by this to get the exported unit. */
+  scale: number;
+  unit: string;
+  /** Round to an integer (DCGM reports framebuffer in whole MiB). */
+  integer?: boolean;
+}
+
+export interface GpuFamily {
+  source: ValueKey;
+  collector: string;
+  type: MetricType;
+  entity: Entity;
+  help: string;
+  /** DCGM field name where dcgm-exporter has one; else the Prometheus name is used in both schemes. */
+  dcgm?: SchemeName;
+  prometheus: SchemeName;
+}
+
+const MIB = 1 / (1024 * 1024);
+
+export const GPU_FAMILIES: readonly GpuFamily[] = [
+  {
+    source: 'gpuUtilPercent', collector: 'utilization', type: 'gauge', entity: 'gpu',
+    help: 'Fraction of time a kernel ran on the GPU over the driver sample period',
+    dcgm: { name: 'DCGM_FI_DEV_GPU_UTIL', scale: 1, unit: '%' },
+    prometheus: { name: 'gpu_utilization_ratio', scale: 0.01, unit: 'ratio' },
+  },
+  {
+    source: 'memCopyUtilPercent', collector: 'utilization', type: 'gauge', entity: 'gpu',
+    help: 'Fraction of time device memory was being read or written',
+    dcgm: { name: 'DCGM_FI_DEV_MEM_COPY_UTIL', scale: 1, unit: '%' },
+    prometheus: { name: 'gpu_memory_copy_utilization_ratio', scale: 0.01, unit: 'ratio' },
+  },
+  {
+    source: 'gpuBusySeconds', collector: 'utilization', type: 'counter', entity: 'gpu',
+    help: 'Seconds the GPU was busy (utilization integrated over time); rate() gives the exact average utilization over any window',
+    prometheus: { name: 'gpu_busy_seconds_total', scale: 1, unit: 'seconds' },
+  },
+  {
+    source: 'memCopyBusySeconds', collector: 'utilization', type: 'counter', entity: 'gpu',
+    help: 'Seconds device memory was busy (memory copy utilization integrated over time)',
+    prometheus: { name: 'gpu_memory_copy_busy_seconds_total', scale: 1, unit: 'seconds' },
+  },
+  {
+    source: 'encoderUtilPercent', collector: 'codec', type: 'gauge', entity: 'gpu',
+    help: 'Video encoder utilization',
+    dcgm: { name: 'DCGM_FI_DEV_ENC_UTIL', scale: 1, unit: '%' },
+    prometheus: { name: 'gpu_encoder_utilization_ratio', scale: 0.01, unit: 'ratio' },
+  },
+  {
+    source: 'decoderUtilPercent', collector: 'codec', type: 'gauge', entity: 'gpu',
+    help: 'Video decoder utilization',
+    dcgm: { name: 'DCGM_FI_DEV_DEC_UTIL', scale: 1, unit: '%' },
+    prometheus: { name: 'gpu_decoder_utilization_ratio', scale: 0.01, unit: 'ratio' },
+  },
+  {
+    source: 'fbTotalBytes', collector: 'memory', type: 'gauge', entity: 'gpu+mig',
+    help: 'Total framebuffer memory (per MIG instance: the instance\'s own)',
+    dcgm: { name: 'DCGM_FI_DEV_FB_TOTAL', scale: MIB, unit: 'MiB', integer: true },
+    prometheus: { name: 'gpu_memory_total_bytes', scale: 1, unit: 'bytes' },
+  },
+  {
+    source: 'fbUsedBytes', collector: 'memory', type: 'gauge', entity: 'gpu+mig',
+    help: 'Framebuffer memory used',
+    dcgm: { name: 'DCGM_FI_DEV_FB_USED', scale: MIB, unit: 'MiB', integer: true },
+    prometheus: { name: 'gpu_memory_used_bytes', scale: 1, unit: 'bytes' },
+  },
+  {
+    source: 'fbFreeBytes', collector: 'memory', type: 'gauge', entity: 'gpu+mig',
+    help: 'Framebuffer memory free',
+    dcgm: { name: 'DCGM_FI_DEV_FB_FREE', scale: MIB, unit: 'MiB', integer: true },
+    prometheus: { name: 'gpu_memory_free_bytes', scale: 1, unit: 'bytes' },
+  },
+  {
+    source: 'fbReservedBytes', collector: 'memory', type: 'gauge', entity: 'gpu+mig',
+    help: 'Framebuffer memory reserved by the driver (drivers with MemoryInfo_v2)',
+    dcgm: { name: 'DCGM_FI_DEV_FB_RESERVED', scale: MIB, unit: 'MiB', integer: true },
+    prometheus: { name: 'gpu_memory_reserved_bytes', scale: 1, unit: 'bytes' },
+  },
+  {
+    source: 'gpuTempCelsius', collector: 'temperature', type: 'gauge', entity: 'gpu',
+    help: 'GPU die temperature',
+    dcgm: { name: 'DCGM_FI_DEV_GPU_TEMP', scale: 1, unit: 'C' },
+    prometheus: { name: 'gpu_temperature_celsius', scale: 1, unit: 'celsius' },
+  },
+  {
+    source: 'memoryTempCelsius', collector: 'temperature', type: 'gauge', entity: 'gpu',
+    help: 'Memory (HBM) temperature',
+    dcgm: { name: 'DCGM_FI_DEV_MEMORY_TEMP', scale: 1, unit: 'C' },
+    prometheus: { name: 'gpu_memory_temperature_celsius', scale: 1, unit: 'celsius' },
+  },
+  {
+    source: 'powerUsageMilliwatts', collector: 'power', type: 'gauge', entity: 'gpu',
+    help: 'Power draw',
+    dcgm: { name: 'DCGM_FI_DEV_POWER_USAGE', scale: 1e-3, unit: 'W' },
+    prometheus: { name: 'gpu_power_watts', scale: 1e-3, unit: 'watts' },
+  },
+  {
+    source: 'powerLimitMilliwatts', collector: 'power', type: 'gauge', entity: 'gpu',
+    help: 'Power limit the driver enforces',
+    dcgm: { name: 'DCGM_FI_DEV_ENFORCED_POWER_LIMIT', scale: 1e-3, unit: 'W' },
+    prometheus: { name: 'gpu_power_limit_watts', scale: 1e-3, unit: 'watts' },
+  },
+  {
+    source: 'totalEnergyMillijoules', collector: 'power', type: 'counter', entity: 'gpu',
+    help: 'Energy consumed since the driver was loaded',
+    dcgm: { name: 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', scale: 1, unit: 'mJ' },
+    prometheus: { name: 'gpu_energy_joules_total', scale: 1e-3, unit: 'joules' },
+  },
+  {
+    source: 'smClockMHz', collector: 'clocks', type: 'gauge', entity: 'gpu',
+    help: 'SM clock',
+    dcgm: { name: 'DCGM_FI_DEV_SM_CLOCK', scale: 1, unit: 'MHz' },
+    prometheus: { name: 'gpu_sm_clock_hertz', scale: 1e6, unit: 'hertz' },
+  },
+  {
+    source: 'memClockMHz', collector: 'clocks', type: 'gauge', entity: 'gpu',
+    help: 'Memory clock',
+    dcgm: { name: 'DCGM_FI_DEV_MEM_CLOCK', scale: 1, unit: 'MHz' },
+    prometheus: { name: 'gpu_memory_clock_hertz', scale: 1e6, unit: 'hertz' },
+  },
+  {
+    source: 'graphicsClockMHz', collector: 'clocks', type: 'gauge', entity: 'gpu',
+    help: 'Graphics clock',
+    prometheus: { name: 'gpu_graphics_clock_hertz', scale: 1e6, unit: 'hertz' },
+  },
+  {
+    source: 'maxSmClockMHz', collector: 'clocks', type: 'gauge', entity: 'gpu',
+    help: 'Maximum SM clock',
+    dcgm: { name: 'DCGM_FI_DEV_MAX_SM_CLOCK', scale: 1, unit: 'MHz' },
+    prometheus: { name: 'gpu_sm_clock_max_hertz', scale: 1e6, unit: 'hertz' },
+  },
+  {
+    source: 'maxMemClockMHz', collector: 'clocks', type: 'gauge', entity: 'gpu',
+    help: 'Maximum memory clock',
+    dcgm: { name: 'DCGM_FI_DEV_MAX_MEM_CLOCK', scale: 1, unit: 'MHz' },
+    prometheus: { name: 'gpu_memory_clock_max_hertz', scale: 1e6, unit: 'hertz' },
+  },
+  {
+    source: 'maxGraphicsClockMHz', collector: 'clocks', type: 'gauge', entity: 'gpu',
+    help: 'Maximum graphics clock',
+    prometheus: { name: 'gpu_graphics_clock_max_hertz', scale: 1e6, unit: 'hertz' },
+  },
+  {
+    source: 'fanSpeedPercent', collector: 'fan', type: 'gauge', entity: 'gpu',
+    help: 'Fan speed as a share of its maximum (can exceed 100 %)',
+    dcgm: { name: 'DCGM_FI_DEV_FAN_SPEED', scale: 1, unit: '%' },
+    prometheus: { name: 'gpu_fan_speed_ratio', scale: 0.01, unit: 'ratio' },
+  },
+  {
+    source: 'performanceState', collector: 'pstate', type: 'gauge', entity: 'gpu',
+    help: 'Performance state, 0 (P0, highest) to 15 (P15, lowest)',
+    dcgm: { name: 'DCGM_FI_DEV_PSTATE', scale: 1, unit: 'P-state' },
+    prometheus: { name: 'gpu_performance_state', scale: 1, unit: 'P-state' },
+  },
+  {
+    source: 'pcieTxKBps', collector: 'pcie', type: 'gauge', entity: 'gpu',
+    help: 'PCIe transmit throughput over the driver\'s 20 ms window',
+    dcgm: { name: 'DCGM_FI_DEV_PCIE_TX_THROUGHPUT', scale: 1, unit: 'KB/s' },
+    prometheus: { name: 'gpu_pcie_transmit_bytes_per_second', scale: 1024, unit: 'bytes/s' },
+  },
+  {
+    source: 'pcieRxKBps', collector: 'pcie', type: 'gauge', entity: 'gpu',
+    help: 'PCIe receive throughput over the driver\'s 20 ms window',
+    dcgm: { name: 'DCGM_FI_DEV_PCIE_RX_THROUGHPUT', scale: 1, unit: 'KB/s' },
+    prometheus: { name: 'gpu_pcie_receive_bytes_per_second', scale: 1024, unit: 'bytes/s' },
+  },
+  {
+    source: 'migModeEnabled', collector: 'mig', type: 'gauge', entity: 'gpu',
+    help: 'MIG mode: 1 enabled, 0 disabled',
+    dcgm: { name: 'DCGM_FI_DEV_MIG_MODE', scale: 1, unit: 'bool' },
+    prometheus: { name: 'gpu_mig_mode_enabled', scale: 1, unit: 'bool' },
+  },
+];
+
+export function familyName(f: GpuFamily, scheme: NamingScheme): SchemeName {
+  return scheme === 'dcgm' ? (f.dcgm ?? f.prometheus) : f.prometheus;
+}
+
+/** Identity series: one per GPU (and per MIG instance), value 1, identity in labels. */
+export const INFO_FAMILIES = {
+  gpu: { name: 'gpu_info', help: 'GPU identity: model, PCI bus id, driver version (value is always 1)' },
+  mig: { name: 'gpu_mig_instance_info', help: 'MIG instance identity: profile, GPU and compute instance ids, UUID (value is always 1)' },
+} as const;
+
+/** The exporter's own families; the same names in both schemes. */
+export interface ExporterFamily {
+  name: string;
+  type: MetricType;
+  help: string;
+  labels: readonly string[];
+}
+export const EXPORTER_FAMILIES = {
+  collectorSuccess: { name: 'kube_gpu_exporter_collector_success', type: 'gauge', help: 'Whether the collector read every value it could on every GPU in the last sample (1) or hit an error (0)', labels: ['collector'] },
+  collectorDuration: { name: 'kube_gpu_exporter_collector_duration_seconds', type: 'gauge', help: 'Time the collector took in the last sample', labels: ['collector'] },
+  nvmlUp: { name: 'kube_gpu_exporter_nvml_up', type: 'gauge', help: 'Whether NVML is loaded and initialised (1) or not (0)', labels: [] },
+  gpus: { name: 'kube_gpu_exporter_gpus', type: 'gauge', help: 'GPUs reporting in the last sample', labels: [] },
+  gpusLost: { name: 'kube_gpu_exporter_gpus_not_answering', type: 'gauge', help: 'GPUs NVML lists that did not answer in the last sample (e.g. fallen off the bus)', labels: [] },
+  sampleTimestamp: { name: 'kube_gpu_exporter_last_sample_timestamp_seconds', type: 'gauge', help: 'When the sample being served was taken (Unix time)', labels: [] },
+  sampleDuration: { name: 'kube_gpu_exporter_sample_duration_seconds', type: 'gauge', help: 'Time the last complete sampling tick took', labels: [] },
+  skippedTicks: { name: 'kube_gpu_exporter_skipped_ticks_total', type: 'counter', help: 'Sampling ticks skipped because the previous tick was still running (slow or hung NVML call)', labels: [] },
+  buildInfo: { name: 'kube_gpu_exporter_build_info', type: 'gauge', help: 'Exporter version and Node.js version (value is always 1)', labels: ['version', 'nodejs_version', 'naming'] },
+} as const satisfies Record<string, ExporterFamily>;

@@ -1,0 +1,110 @@
+import type { DeviceAttribution, DeviceHolder } from '../attribution/attribution.js';
+import type { GpuSample, MigSample, NodeSample } from '../sample.js';
+import { labelString, type RenderFamily } from './exposition.js';
+import { familyName, GPU_FAMILIES, INFO_FAMILIES, type NamingScheme } from './families.js';
+
+export interface SeriesContext {
+  scheme: NamingScheme;
+  /** Hostname label (NODE_NAME or the host name). */
+  hostname: string;
+  attribution: DeviceAttribution;
+}
+
+type Pairs = [string, string][];
+
+/** Identity labels of a GPU, as dcgm-exporter writes them or in Prometheus style. */
+function gpuPairs(scheme: NamingScheme, gpu: GpuSample, driverVersion: string, hostname: string): Pairs {
+  if (scheme === 'dcgm') {
+    return [
+      ['gpu', String(gpu.index)],
+      ['UUID', gpu.uuid],
+      ['pci_bus_id', gpu.pciBusId],
+      ['device', `nvidia${gpu.minor}`],
+      ['modelName', gpu.name],
+      ['Hostname', hostname],
+      ['DCGM_FI_DRIVER_VERSION', driverVersion],
+    ];
+  }
+  return [
+    ['gpu', String(gpu.index)],
+    ['uuid', gpu.uuid],
+    ['node', hostname],
+  ];
+}
+
+function migPairs(scheme: NamingScheme, parent: Pairs, mig: MigSample): Pairs {
+  return scheme === 'dcgm'
+    ? [...parent, ['GPU_I_PROFILE', mig.profile], ['GPU_I_ID', String(mig.gpuInstanceId)]]
+    : [...parent, ['gpu_instance_id', String(mig.gpuInstanceId)], ['mig_profile', mig.profile]];
+}
+
+function holderPairs(h: DeviceHolder): Pairs {
+  const pairs: Pairs = [
+    ['container', h.container],
+    ['namespace', h.namespace],
+    ['pod', h.pod],
+  ];
+  if (h.vgpu !== undefined) pairs.push(['vgpu', h.vgpu]);
+  return pairs;
+}
+
+/** One label string per series of a device: one per holding container, or one without pod labels. */
+function deviceLabelSets(base: Pairs, holders: readonly DeviceHolder[]): string[] {
+  if (holders.length === 0) return [labelString(base)];
+  return holders.map((h) => labelString([...base, ...holderPairs(h)]));
+}
+
+/** Builds every GPU family from one sample. Families with no series are dropped. */
+export function buildGpuFamilies(sample: NodeSample, ctx: SeriesContext): RenderFamily[] {
+  const { scheme, hostname, attribution } = ctx;
+  const gpuSets: { gpu: GpuSample; labels: string[] }[] = [];
+  const migSets: { mig: MigSample; labels: string[] }[] = [];
+  const info: RenderFamily = { name: INFO_FAMILIES.gpu.name, type: 'gauge', help: INFO_FAMILIES.gpu.help, series: [] };
+  const migInfo: RenderFamily = { name: INFO_FAMILIES.mig.name, type: 'gauge', help: INFO_FAMILIES.mig.help, series: [] };
+
+  for (const gpu of sample.gpus) {
+    const base = gpuPairs(scheme, gpu, sample.driverVersion, hostname);
+    gpuSets.push({ gpu, labels: deviceLabelSets(base, attribution.holdersOf(gpu.uuid)) });
+    const infoPairs: Pairs =
+      scheme === 'dcgm'
+        ? base
+        : [...base, ['model', gpu.name], ['pci_bus_id', gpu.pciBusId], ['device', `nvidia${gpu.minor}`], ['driver_version', sample.driverVersion]];
+    info.series.push({ labels: labelString(infoPairs), value: 1 });
+    for (const mig of gpu.mig) {
+      const migBase = migPairs(scheme, base, mig);
+      migSets.push({ mig, labels: deviceLabelSets(migBase, attribution.holdersOf(mig.uuid)) });
+      migInfo.series.push({
+        labels: labelString([...migBase, ['mig_uuid', mig.uuid], ['compute_instance_id', String(mig.computeInstanceId)]]),
+        value: 1,
+      });
+    }
+  }
+
+  const families: RenderFamily[] = [info, migInfo];
+  for (const def of GPU_FAMILIES) {
+    const naming = familyName(def, scheme);
+    const family: RenderFamily = { name: naming.name, type: def.type, help: `${def.help} (${naming.unit}).`, series: [] };
+    const convert = (raw: number): number => {
+      const v = raw * naming.scale;
+      return naming.integer ? Math.round(v) : v;
+    };
+    if (def.entity !== 'mig') {
+      for (const { gpu, labels } of gpuSets) {
+        const raw = gpu.values[def.source];
+        if (raw === undefined) continue;
+        const value = convert(raw);
+        for (const l of labels) family.series.push({ labels: l, value });
+      }
+    }
+    if (def.entity !== 'gpu') {
+      for (const { mig, labels } of migSets) {
+        const raw = mig.values[def.source];
+        if (raw === undefined) continue;
+        const value = convert(raw);
+        for (const l of labels) family.series.push({ labels: l, value });
+      }
+    }
+    families.push(family);
+  }
+  return families;
+}

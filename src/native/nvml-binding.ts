@@ -1,0 +1,452 @@
+import koffi from 'koffi';
+import { libraryCandidates, openFirst } from './library-discovery.js';
+import {
+  NvmlError,
+  NVML_ERROR_FUNCTION_NOT_FOUND,
+  NVML_ERROR_INSUFFICIENT_SIZE,
+  NVML_SUCCESS,
+} from './nvml-return.js';
+
+/**
+ * koffi binding of libnvidia-ml.so.1. Every call here is synchronous and may block,
+ * so this module is only ever used from the sampling worker thread, never the event loop.
+ */
+
+const DeviceHandle = koffi.pointer('nvmlDevice_t', koffi.opaque('nvmlDevice_st'));
+
+const PciInfo = koffi.struct('nvmlPciInfo_t', {
+  busIdLegacy: koffi.array('char', 16),
+  domain: 'uint32',
+  bus: 'uint32',
+  device: 'uint32',
+  pciDeviceId: 'uint32',
+  pciSubSystemId: 'uint32',
+  busId: koffi.array('char', 32),
+});
+const Utilization = koffi.struct('nvmlUtilization_t', { gpu: 'uint32', memory: 'uint32' });
+const MemoryV1 = koffi.struct('nvmlMemory_t', { total: 'uint64', free: 'uint64', used: 'uint64' });
+const MemoryV2 = koffi.struct('nvmlMemory_v2_t', {
+  version: 'uint32',
+  total: 'uint64',
+  reserved: 'uint64',
+  free: 'uint64',
+  used: 'uint64',
+});
+
+/** Sizes the C ABI fixes; checked by tests against koffi's layout. */
+export const ABI_SIZES = {
+  nvmlPciInfo_t: koffi.sizeof(PciInfo),
+  nvmlUtilization_t: koffi.sizeof(Utilization),
+  nvmlMemory_t: koffi.sizeof(MemoryV1),
+  nvmlMemory_v2_t: koffi.sizeof(MemoryV2),
+  nvmlProcessInfo_t: 24,
+  nvmlFieldValue_t: 40,
+};
+
+const MEMORY_V2_VERSION = 0x02000028;
+const NVML_DEVICE_UUID_V2_BUFFER_SIZE = 96;
+const NVML_DEVICE_NAME_V2_BUFFER_SIZE = 96;
+const NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE = 80;
+const NVML_DEVICE_SERIAL_BUFFER_SIZE = 30;
+const PROCESS_INFO_SIZE = 24;
+const FIELD_VALUE_SIZE = 40;
+const NOT_MIG = 0xffffffff;
+
+export const ClockType = { GRAPHICS: 0, SM: 1, MEM: 2, VIDEO: 3 } as const;
+export const PcieCounter = { TX: 0, RX: 1 } as const;
+export const FieldId = {
+  MEMORY_TEMP: 82,
+  TOTAL_ENERGY: 83,
+  POWER_AVERAGE: 185,
+  POWER_INSTANT: 186,
+} as const;
+
+/** Opaque device handle (a pointer owned by NVML). */
+export type Device = unknown;
+
+export interface PciInfoValue {
+  busId: string;
+  domain: number;
+  bus: number;
+  device: number;
+  pciDeviceId: number;
+  pciSubSystemId: number;
+}
+export interface MemoryInfo {
+  total: number;
+  free: number;
+  used: number;
+  /** Only from the v2 call; undefined on drivers without it. */
+  reserved?: number;
+}
+export interface ProcessInfo {
+  pid: number;
+  usedGpuMemory: number;
+  gpuInstanceId?: number;
+  computeInstanceId?: number;
+}
+export interface FieldValueResult {
+  fieldId: number;
+  /** Undefined when the entry's own return code was not SUCCESS. */
+  value?: number;
+  code: number;
+}
+
+type NativeFn = (...args: unknown[]) => number;
+
+function cString(buf: Buffer): string {
+  const end = buf.indexOf(0);
+  return buf.toString('utf8', 0, end < 0 ? buf.length : end);
+}
+
+export interface NvmlBindingOptions {
+  /** Explicit library path (flag/env); otherwise the standard search. */
+  libraryPath?: string;
+  driverRoot?: string;
+}
+
+export class NvmlBinding {
+  readonly libraryPath: string;
+  /** Optional symbols this driver lacks (reported once by the sampler). */
+  readonly missingSymbols: string[] = [];
+  private readonly lib: koffi.IKoffiLib;
+  private readonly fns = new Map<string, NativeFn | null>();
+  private readonly errorString: (code: number) => string;
+
+  constructor(opts: NvmlBindingOptions = {}) {
+    const { lib, spec } = openFirst(libraryCandidates(opts.libraryPath, opts.driverRoot), (s) => koffi.load(s));
+    this.lib = lib;
+    this.libraryPath = spec;
+    this.errorString = this.lib.func('const char *nvmlErrorString(int result)') as (code: number) => string;
+  }
+
+  private fn(proto: string, name: string, required = false): NativeFn | null {
+    let f = this.fns.get(name);
+    if (f !== undefined) return f;
+    try {
+      f = this.lib.func(proto) as NativeFn;
+    } catch (err) {
+      if (required) throw err;
+      f = null;
+      this.missingSymbols.push(name);
+    }
+    this.fns.set(name, f);
+    return f;
+  }
+
+  private check(call: string, code: number): void {
+    if (code !== NVML_SUCCESS) throw new NvmlError(call, code, this.errorString(code) ?? '');
+  }
+
+  /** Calls an optional symbol; a missing one is FUNCTION_NOT_FOUND (treated as "not supported"). */
+  private call(name: string, proto: string, ...args: unknown[]): void {
+    const f = this.fn(proto, name);
+    if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
+    this.check(name, f(...args));
+  }
+
+  has(name: string): boolean {
+    return this.fns.get(name) !== null;
+  }
+
+  init(): void {
+    const f = this.fn('int nvmlInit_v2()', 'nvmlInit_v2', true)!;
+    this.check('nvmlInit_v2', f());
+  }
+
+  shutdown(): void {
+    const f = this.fn('int nvmlShutdown()', 'nvmlShutdown', true)!;
+    this.check('nvmlShutdown', f());
+  }
+
+  private string(name: string, size: number, device?: Device): string {
+    const buf = Buffer.alloc(size);
+    if (device === undefined) this.call(name, `int ${name}(_Out_ uint8_t *buf, uint32 len)`, buf, size);
+    else this.call(name, `int ${name}(nvmlDevice_t dev, _Out_ uint8_t *buf, uint32 len)`, device, buf, size);
+    return cString(buf);
+  }
+
+  private uint(name: string, device: Device): number {
+    const out = [0];
+    this.call(name, `int ${name}(nvmlDevice_t dev, _Out_ uint32 *out)`, device, out);
+    return out[0]!;
+  }
+
+  driverVersion(): string {
+    return this.string('nvmlSystemGetDriverVersion', NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE);
+  }
+
+  nvmlVersion(): string {
+    return this.string('nvmlSystemGetNVMLVersion', NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE);
+  }
+
+  cudaDriverVersion(): number {
+    const out = [0];
+    this.call('nvmlSystemGetCudaDriverVersion_v2', 'int nvmlSystemGetCudaDriverVersion_v2(_Out_ int *v)', out);
+    return out[0]!;
+  }
+
+  deviceCount(): number {
+    const out = [0];
+    this.call('nvmlDeviceGetCount_v2', 'int nvmlDeviceGetCount_v2(_Out_ uint32 *count)', out);
+    return out[0]!;
+  }
+
+  deviceByIndex(index: number): Device {
+    const out: unknown[] = [null];
+    this.call(
+      'nvmlDeviceGetHandleByIndex_v2',
+      'int nvmlDeviceGetHandleByIndex_v2(uint32 index, _Out_ nvmlDevice_t *dev)',
+      index,
+      out,
+    );
+    return out[0];
+  }
+
+  uuid(device: Device): string {
+    return this.string('nvmlDeviceGetUUID', NVML_DEVICE_UUID_V2_BUFFER_SIZE, device);
+  }
+
+  name(device: Device): string {
+    return this.string('nvmlDeviceGetName', NVML_DEVICE_NAME_V2_BUFFER_SIZE, device);
+  }
+
+  serial(device: Device): string {
+    return this.string('nvmlDeviceGetSerial', NVML_DEVICE_SERIAL_BUFFER_SIZE, device);
+  }
+
+  minorNumber(device: Device): number {
+    return this.uint('nvmlDeviceGetMinorNumber', device);
+  }
+
+  pciInfo(device: Device): PciInfoValue {
+    const out: Record<string, unknown> = {};
+    this.call('nvmlDeviceGetPciInfo_v3', 'int nvmlDeviceGetPciInfo_v3(nvmlDevice_t dev, _Out_ nvmlPciInfo_t *pci)', device, out);
+    return {
+      busId: String(out.busId),
+      domain: Number(out.domain),
+      bus: Number(out.bus),
+      device: Number(out.device),
+      pciDeviceId: Number(out.pciDeviceId),
+      pciSubSystemId: Number(out.pciSubSystemId),
+    };
+  }
+
+  utilizationRates(device: Device): { gpu: number; memory: number } {
+    const out: Record<string, number> = {};
+    this.call(
+      'nvmlDeviceGetUtilizationRates',
+      'int nvmlDeviceGetUtilizationRates(nvmlDevice_t dev, _Out_ nvmlUtilization_t *u)',
+      device,
+      out,
+    );
+    return { gpu: out.gpu!, memory: out.memory! };
+  }
+
+  private codecUtilization(name: string, device: Device): number {
+    const util = [0];
+    const period = [0];
+    this.call(name, `int ${name}(nvmlDevice_t dev, _Out_ uint32 *util, _Out_ uint32 *periodUs)`, device, util, period);
+    return util[0]!;
+  }
+
+  encoderUtilization(device: Device): number {
+    return this.codecUtilization('nvmlDeviceGetEncoderUtilization', device);
+  }
+
+  decoderUtilization(device: Device): number {
+    return this.codecUtilization('nvmlDeviceGetDecoderUtilization', device);
+  }
+
+  /** MemoryInfo_v2 (with reserved) where the driver has it, else the v1 call. */
+  memoryInfo(device: Device): MemoryInfo {
+    if (this.fn('int nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, _Inout_ nvmlMemory_v2_t *m)', 'nvmlDeviceGetMemoryInfo_v2')) {
+      const m: Record<string, number> = { version: MEMORY_V2_VERSION, total: 0, reserved: 0, free: 0, used: 0 };
+      this.call('nvmlDeviceGetMemoryInfo_v2', '', device, m);
+      return { total: Number(m.total), reserved: Number(m.reserved), free: Number(m.free), used: Number(m.used) };
+    }
+    const m: Record<string, number> = {};
+    this.call('nvmlDeviceGetMemoryInfo', 'int nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, _Out_ nvmlMemory_t *m)', device, m);
+    return { total: Number(m.total), free: Number(m.free), used: Number(m.used) };
+  }
+
+  temperature(device: Device, sensor = 0): number {
+    const out = [0];
+    this.call(
+      'nvmlDeviceGetTemperature',
+      'int nvmlDeviceGetTemperature(nvmlDevice_t dev, int sensor, _Out_ uint32 *t)',
+      device,
+      sensor,
+      out,
+    );
+    return out[0]!;
+  }
+
+  powerUsageMilliwatts(device: Device): number {
+    return this.uint('nvmlDeviceGetPowerUsage', device);
+  }
+
+  enforcedPowerLimitMilliwatts(device: Device): number {
+    return this.uint('nvmlDeviceGetEnforcedPowerLimit', device);
+  }
+
+  totalEnergyMillijoules(device: Device): number {
+    const out = [0n];
+    this.call(
+      'nvmlDeviceGetTotalEnergyConsumption',
+      'int nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t dev, _Out_ uint64 *mj)',
+      device,
+      out,
+    );
+    return Number(out[0]);
+  }
+
+  clockMHz(device: Device, type: number): number {
+    const out = [0];
+    this.call('nvmlDeviceGetClockInfo', 'int nvmlDeviceGetClockInfo(nvmlDevice_t dev, int type, _Out_ uint32 *mhz)', device, type, out);
+    return out[0]!;
+  }
+
+  maxClockMHz(device: Device, type: number): number {
+    const out = [0];
+    this.call('nvmlDeviceGetMaxClockInfo', 'int nvmlDeviceGetMaxClockInfo(nvmlDevice_t dev, int type, _Out_ uint32 *mhz)', device, type, out);
+    return out[0]!;
+  }
+
+  fanSpeedPercent(device: Device): number {
+    return this.uint('nvmlDeviceGetFanSpeed', device);
+  }
+
+  performanceState(device: Device): number {
+    const out = [0];
+    this.call('nvmlDeviceGetPerformanceState', 'int nvmlDeviceGetPerformanceState(nvmlDevice_t dev, _Out_ int *p)', device, out);
+    return out[0]!;
+  }
+
+  /** Clock event (throttle) reasons; the older ThrottleReasons symbol where the new one is missing. */
+  clocksEventReasons(device: Device): number {
+    const out = [0n];
+    const current = 'nvmlDeviceGetCurrentClocksEventReasons';
+    if (this.fn(`int ${current}(nvmlDevice_t dev, _Out_ uint64 *r)`, current)) this.call(current, '', device, out);
+    else {
+      const legacy = 'nvmlDeviceGetCurrentClocksThrottleReasons';
+      this.call(legacy, `int ${legacy}(nvmlDevice_t dev, _Out_ uint64 *r)`, device, out);
+    }
+    return Number(out[0]);
+  }
+
+  pcieThroughputKBps(device: Device, counter: number): number {
+    const out = [0];
+    this.call('nvmlDeviceGetPcieThroughput', 'int nvmlDeviceGetPcieThroughput(nvmlDevice_t dev, int counter, _Out_ uint32 *kbps)', device, counter, out);
+    return out[0]!;
+  }
+
+  /** Compute processes; _v3 where present, else _v2 (same 24-byte entry layout). */
+  computeProcesses(device: Device): ProcessInfo[] {
+    let name = 'nvmlDeviceGetComputeRunningProcesses_v3';
+    let f = this.fn(`int ${name}(nvmlDevice_t dev, _Inout_ uint32 *count, void *infos)`, name);
+    if (!f) {
+      name = 'nvmlDeviceGetComputeRunningProcesses_v2';
+      f = this.fn(`int ${name}(nvmlDevice_t dev, _Inout_ uint32 *count, void *infos)`, name);
+      if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
+    }
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const count = [0];
+      const sizing = f(device, count, null);
+      if (sizing === NVML_SUCCESS) return [];
+      if (sizing !== NVML_ERROR_INSUFFICIENT_SIZE) this.check(name, sizing);
+      const capacity = count[0]! + 4; // room for processes that start between the calls
+      const buf = Buffer.alloc(capacity * PROCESS_INFO_SIZE);
+      count[0] = capacity;
+      const code = f(device, count, buf);
+      if (code === NVML_ERROR_INSUFFICIENT_SIZE) continue;
+      this.check(name, code);
+      const out: ProcessInfo[] = [];
+      for (let i = 0; i < count[0]!; i++) {
+        const o = i * PROCESS_INFO_SIZE;
+        const gi = buf.readUInt32LE(o + 16);
+        const ci = buf.readUInt32LE(o + 20);
+        out.push({
+          pid: buf.readUInt32LE(o),
+          usedGpuMemory: Number(buf.readBigUInt64LE(o + 8)),
+          ...(gi !== NOT_MIG ? { gpuInstanceId: gi } : {}),
+          ...(ci !== NOT_MIG ? { computeInstanceId: ci } : {}),
+        });
+      }
+      return out;
+    }
+    throw new NvmlError(name, NVML_ERROR_INSUFFICIENT_SIZE, 'process list kept growing between calls');
+  }
+
+  migMode(device: Device): { current: number; pending: number } {
+    const cur = [0];
+    const pend = [0];
+    this.call('nvmlDeviceGetMigMode', 'int nvmlDeviceGetMigMode(nvmlDevice_t dev, _Out_ uint32 *cur, _Out_ uint32 *pend)', device, cur, pend);
+    return { current: cur[0]!, pending: pend[0]! };
+  }
+
+  maxMigDeviceCount(device: Device): number {
+    return this.uint('nvmlDeviceGetMaxMigDeviceCount', device);
+  }
+
+  /** The MIG device in a slot, or undefined for an empty slot (NOT_FOUND). */
+  migDeviceByIndex(device: Device, index: number): Device | undefined {
+    const out: unknown[] = [null];
+    const name = 'nvmlDeviceGetMigDeviceHandleByIndex';
+    const f = this.fn(`int ${name}(nvmlDevice_t dev, uint32 index, _Out_ nvmlDevice_t *mig)`, name);
+    if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
+    const code = f(device, index, out);
+    if (code === 6 /* NOT_FOUND */) return undefined;
+    this.check(name, code);
+    return out[0];
+  }
+
+  gpuInstanceId(device: Device): number {
+    return this.uint('nvmlDeviceGetGpuInstanceId', device);
+  }
+
+  computeInstanceId(device: Device): number {
+    return this.uint('nvmlDeviceGetComputeInstanceId', device);
+  }
+
+  /** Field values; each entry carries its own return code. */
+  fieldValues(device: Device, fieldIds: readonly number[]): FieldValueResult[] {
+    const buf = Buffer.alloc(fieldIds.length * FIELD_VALUE_SIZE);
+    fieldIds.forEach((id, i) => buf.writeUInt32LE(id, i * FIELD_VALUE_SIZE));
+    this.call(
+      'nvmlDeviceGetFieldValues',
+      'int nvmlDeviceGetFieldValues(nvmlDevice_t dev, int count, void *values)',
+      device,
+      fieldIds.length,
+      buf,
+    );
+    return fieldIds.map((fieldId, i) => {
+      const o = i * FIELD_VALUE_SIZE;
+      const code = buf.readInt32LE(o + 28);
+      if (code !== NVML_SUCCESS) return { fieldId, code };
+      return { fieldId, code, value: readFieldValue(buf, o + 32, buf.readInt32LE(o + 24)) };
+    });
+  }
+}
+
+function readFieldValue(buf: Buffer, at: number, valueType: number): number {
+  switch (valueType) {
+    case 0:
+      return buf.readDoubleLE(at);
+    case 1:
+      return buf.readUInt32LE(at);
+    case 2:
+    case 3:
+      return Number(buf.readBigUInt64LE(at));
+    case 4:
+      return Number(buf.readBigInt64LE(at));
+    case 5:
+      return buf.readInt32LE(at);
+    case 6:
+      return buf.readUInt16LE(at);
+    default:
+      return Number.NaN;
+  }
+}
+
+export { DeviceHandle };

@@ -1,0 +1,18 @@
+import type { NodeSample } from '../sample.js';
+
+/** Messages between the main thread and the sampling worker. */
+export interface WorkerInit {
+  libraryPath?: string;
+  driverRoot?: string;
+  /** Collector name -> enabled. */
+  collectors: Record<string, boolean>;
+}
+
+export type ToWorker = { type: 'init' } | { type: 'tick'; id: number } | { type: 'shutdown' };
+
+export type FromWorker =
+  | { type: 'init-result'; ok: true; libraryPath: string; driverVersion: string }
+  | { type: 'init-result'; ok: false; error: string; code?: number }
+  | { type: 'sample'; id: number; sample: NodeSample }
+  | { type: 'tick-error'; id: number; error: string }
+  | { type: 'shutdown-done' };

@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import type { NodeSample } from '../sample.js';
+
+/**
+ * Logs sampling problems once per change of state, never once per tick: a collector that
+ * starts or stops failing, a GPU lost or back, a stall, missing driver symbols.
+ */
+export class StateChangeLog {
+  private readonly collectorErrors = new Map<string, string | undefined>();
+  private lost = new Set<string>();
+  private enumerationError: string | undefined;
+  private missingLogged = false;
+  private stallLogged = false;
+  private tickError: string | undefined;
+
+  constructor(private readonly log: Logger) {}
+
+  observe(sample: NodeSample): void {
+    this.stallLogged = false;
+    this.tickError = undefined;
+    for (const c of sample.collectors) {
+      const before = this.collectorErrors.get(c.name);
+      if (c.error !== before) {
+        if (c.error) this.log.warn({ collector: c.name, err: c.error }, 'collector failing');
+        else if (before) this.log.info({ collector: c.name }, 'collector recovered');
+      }
+      this.collectorErrors.set(c.name, c.error);
+    }
+    const lostNow = new Set(sample.lostGpus.map((g) => `${g.index}`));
+    for (const g of sample.lostGpus) {
+      if (!this.lost.has(`${g.index}`)) this.log.error({ gpu: g.index, uuid: g.uuid, err: g.error }, 'GPU not answering; other GPUs keep reporting');
+    }
+    for (const idx of this.lost) if (!lostNow.has(idx)) this.log.info({ gpu: Number(idx) }, 'GPU answering again');
+    this.lost = lostNow;
+    if (sample.enumerationError !== this.enumerationError) {
+      if (sample.enumerationError) this.log.error({ err: sample.enumerationError }, 'cannot enumerate GPUs');
+      else this.log.info('GPU enumeration recovered');
+      this.enumerationError = sample.enumerationError;
+    }
+    if (!this.missingLogged && sample.missingSymbols?.length) {
+      this.log.info({ symbols: sample.missingSymbols }, 'older driver: these NVML calls are absent, their values are not exported or use the older call');
+      this.missingLogged = true;
+    }
+  }
+
+  stalled(forMs: number): void {
+    if (this.stallLogged) return;
+    this.stallLogged = true;
+    this.log.warn({ stalledForMs: forMs }, 'previous sampling tick still running (slow or hung NVML call); serving the last complete sample');
+  }
+
+  tickFailed(error: string): void {
+    if (this.tickError === error) return;
+    this.tickError = error;
+    this.log.error({ err: error }, 'sampling tick failed');
+  }
+}
