@@ -15,13 +15,13 @@ export interface SamplerOptions extends WorkerInit {
 
 export type SamplerState = 'starting' | 'nvml-unavailable' | 'ready' | 'stopped';
 
-function workerEntry(): { url: URL; execArgv: string[] } {
-  // Under tsx/vitest this module is TypeScript: run the worker through tsx too.
-  const isTs = import.meta.url.endsWith('.ts');
-  return {
-    url: new URL(isTs ? './worker.ts' : './worker.js', import.meta.url),
-    execArgv: isTs ? ['--import', 'tsx'] : [],
-  };
+/** Starts the worker: compiled JavaScript in production, through tsx's loader under tsx/vitest. */
+function startWorker(workerData: WorkerInit): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData });
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./worker.ts', import.meta.url).href;
+  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(boot, { eval: true, workerData });
 }
 
 /**
@@ -57,9 +57,8 @@ export class Sampler extends EventEmitter {
   }
 
   private spawn(): void {
-    const { url, execArgv } = workerEntry();
     const init: WorkerInit = { libraryPath: this.opts.libraryPath, driverRoot: this.opts.driverRoot, collectors: this.opts.collectors };
-    const worker = new Worker(url, { workerData: init, execArgv });
+    const worker = startWorker(init);
     this.worker = worker;
     this.busy.reset();
     worker.on('message', (msg: FromWorker) => this.onMessage(msg));

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { escapeLabelValue, formatValue, labelString, renderFamilies } from '../src/metrics/exposition.js';
+
+describe('label escaping', () => {
+  it('escapes backslash, quote and newline and keeps UTF-8', () => {
+    expect(escapeLabelValue('a\\b"c\nd')).toBe('a\\\\b\\"c\\nd');
+    expect(escapeLabelValue('grüße-π-训练')).toBe('grüße-π-训练');
+    expect(labelString([['pod', 'x"y'], ['ns', 'a\\']])).toBe('pod="x\\"y",ns="a\\\\"');
+  });
+});
+
+describe('value formatting', () => {
+  it('writes NaN and infinities as Prometheus expects', () => {
+    expect(formatValue(NaN)).toBe('NaN');
+    expect(formatValue(Infinity)).toBe('+Inf');
+    expect(formatValue(-Infinity)).toBe('-Inf');
+    expect(formatValue(1.5)).toBe('1.5');
+    expect(formatValue(81559)).toBe('81559');
+  });
+});
+
+describe('renderFamilies', () => {
+  const fams = [
+    { name: 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', type: 'counter' as const, help: 'Energy\\n "x"', series: [{ labels: 'gpu="0"', value: 5 }] },
+    { name: 'gpu_busy_seconds_total', type: 'counter' as const, help: 'Busy', series: [{ labels: '', value: 2 }] },
+    { name: 'empty', type: 'gauge' as const, help: 'none', series: [] },
+  ];
+
+  it('renders text format 0.0.4 and drops empty families', () => {
+    const text = renderFamilies(fams, 'text');
+    expect(text).toContain('# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n');
+    expect(text).toContain('# HELP DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION Energy\\\\n "x"\n');
+    expect(text).toContain('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0"} 5\n');
+    expect(text).toContain('gpu_busy_seconds_total 2\n');
+    expect(text).not.toContain('empty');
+  });
+
+  it('renders OpenMetrics: _total counters keep a suffix-less family, others become unknown', () => {
+    const om = renderFamilies(fams, 'openmetrics');
+    expect(om).toContain('# TYPE gpu_busy_seconds counter\n');
+    expect(om).toContain('gpu_busy_seconds_total 2\n');
+    expect(om).toContain('# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION unknown\n');
+    expect(om).toContain('# HELP DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION Energy\\\\n \\"x\\"\n');
+  });
+});

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { helpText, parseDuration, parseFlags, parseListenAddress } from '../src/config/flags.js';
+import { ERROR_CODES, ExporterError } from '../src/errors.js';
+
+function config(argv: string[], env: Record<string, string> = {}) {
+  const r = parseFlags(argv, env);
+  if (r.kind !== 'run') throw new Error('expected run');
+  return r.config;
+}
+
+function errorOf(fn: () => unknown): ExporterError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ExporterError) return err;
+    throw err;
+  }
+  throw new Error('expected an ExporterError');
+}
+
+describe('flags', () => {
+  it('has documented defaults', () => {
+    const c = config([]);
+    expect(c.listenPort).toBe(9400);
+    expect(c.listenHost).toBe('');
+    expect(c.sampleIntervalMs).toBe(1000);
+    expect(c.naming).toBe('dcgm');
+    expect(c.collectors.utilization).toBe(true);
+  });
+
+  it('reads flags in both forms, env twins, and lets flags win', () => {
+    const c = config(['--sample-interval=250ms', '--naming', 'prometheus', '--no-collector.pcie'], {
+      KGE_SAMPLE_INTERVAL: '5s',
+      KGE_LOG_LEVEL: 'debug',
+      NODE_NAME: 'gpu-node-7',
+      KGE_COLLECTOR_FAN: 'false',
+    });
+    expect(c.sampleIntervalMs).toBe(250);
+    expect(c.naming).toBe('prometheus');
+    expect(c.logLevel).toBe('debug');
+    expect(c.nodeName).toBe('gpu-node-7');
+    expect(c.collectors.pcie).toBe(false);
+    expect(c.collectors.fan).toBe(false);
+  });
+
+  it('parses listen addresses', () => {
+    expect(parseListenAddress(':9400')).toEqual({ host: '', port: 9400 });
+    expect(parseListenAddress('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseListenAddress('[::1]:9400')).toEqual({ host: '::1', port: 9400 });
+    expect(parseListenAddress('9400')).toBeUndefined();
+    expect(parseListenAddress(':70000')).toBeUndefined();
+    expect(parseDuration('1.5s', 100, 10_000)).toBe(1500);
+    expect(parseDuration('50ms', 100, 10_000)).toBeUndefined();
+  });
+
+  it.each([
+    [['--bogus'], 'KGE_FLAG_UNKNOWN', '--bogus'],
+    [['--collector.nonexistent'], 'KGE_FLAG_UNKNOWN', '--collector.nonexistent'],
+    [['--sample-interval'], 'KGE_FLAG_MISSING_VALUE', '--sample-interval'],
+    [['--sample-interval=5x'], 'KGE_FLAG_INVALID', 'a duration from 100ms'],
+    [['--naming=dgcm'], 'KGE_FLAG_INVALID', 'dcgm or prometheus'],
+    [['--web.listen-address', 'localhost'], 'KGE_FLAG_INVALID', '--web.listen-address'],
+    [['stray'], 'KGE_FLAG_UNEXPECTED_ARGUMENT', 'stray'],
+    [['--collector.fan=yes'], 'KGE_FLAG_INVALID', '--no-collector.fan'],
+  ])('rejects %j with %s', (argv, code, mentions) => {
+    const err = errorOf(() => parseFlags(argv, {}));
+    expect(err.code).toBe(code);
+    expect(err.message).toContain(mentions);
+  });
+
+  it('names the environment variable when an env value is bad', () => {
+    const err = errorOf(() => parseFlags([], { KGE_LOG_LEVEL: 'loud' }));
+    expect(err.code).toBe('KGE_ENV_INVALID');
+    expect(err.message).toContain('KGE_LOG_LEVEL');
+    expect(err.message).toContain('--log.level');
+    const bool = errorOf(() => parseFlags([], { KGE_COLLECTOR_FAN: 'maybe' }));
+    expect(bool.message).toContain('KGE_COLLECTOR_FAN');
+  });
+
+  it('every error code in the table is produced by some input', () => {
+    const produced = new Set<string>();
+    const inputs: [string[], Record<string, string>][] = [
+      [['--bogus'], {}],
+      [['--sample-interval'], {}],
+      [['--sample-interval=x'], {}],
+      [[], { KGE_NAMING: 'x' }],
+      [['stray'], {}],
+    ];
+    for (const [argv, env] of inputs) produced.add(errorOf(() => parseFlags(argv, env)).code);
+    expect([...produced].sort()).toEqual(Object.keys(ERROR_CODES).sort());
+  });
+
+  it('--help lists every flag and collector', () => {
+    expect(parseFlags(['--help'], {}).kind).toBe('help');
+    const help = helpText();
+    for (const f of ['--web.listen-address', '--nvml.library', '--sample-interval', '--naming', '--log.level', 'KGE_NVML_LIBRARY', 'utilization', 'mig']) {
+      expect(help).toContain(f);
+    }
+  });
+});

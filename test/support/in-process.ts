@@ -1,0 +1,25 @@
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { defaultConfig, type Config } from '../../src/config/flags.js';
+import { Exporter } from '../../src/exporter.js';
+
+export interface LogRecord {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** An Exporter in this process (its NVML worker is a real thread) with logs captured. */
+export async function startInProcess(overrides: Partial<Config>): Promise<{ exporter: Exporter; url: string; logs: LogRecord[] }> {
+  const logs: LogRecord[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as LogRecord);
+      cb();
+    },
+  });
+  const config: Config = { ...defaultConfig(), listenHost: '127.0.0.1', listenPort: 0, sampleIntervalMs: 100, nodeName: 'test-node', ...overrides };
+  const exporter = new Exporter({ config, logger: pino({ level: 'debug' }, sink) });
+  const addr = await exporter.start();
+  return { exporter, url: `http://127.0.0.1:${addr.port}`, logs };
+}
