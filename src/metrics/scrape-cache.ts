@@ -2,6 +2,19 @@ import { gzipSync } from 'node:zlib';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { renderFamilies, type ExpositionFormat, type RenderFamily } from './exposition.js';
 
+/**
+ * prom-client names three gauges with a _total suffix, which Prometheus reserves for counters
+ * (promtool flags them); they are left out.
+ */
+const MISNAMED_DEFAULTS = /^# HELP nodejs_active_(handles|requests|resources)_total /;
+
+function withoutMisnamed(text: string): string {
+  return text
+    .split('\n\n')
+    .filter((block) => !MISNAMED_DEFAULTS.test(block))
+    .join('\n\n');
+}
+
 function openMetricsRegistry(): Registry {
   const r = new Registry();
   r.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never);
@@ -39,7 +52,8 @@ export class ScrapeCache {
     let processOm = '';
     if (this.includeProcessMetrics) {
       [processText, processOm] = await Promise.all([this.processText.metrics(), this.processOpenMetrics.metrics()]);
-      processOm = processOm.replace(/# EOF\n?$/, '');
+      processText = withoutMisnamed(processText);
+      processOm = withoutMisnamed(processOm.replace(/# EOF\n?$/, ''));
     }
     this.bodies = {
       text: Buffer.from(renderFamilies(families, 'text') + processText),
