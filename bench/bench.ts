@@ -1,26 +1,27 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import pino from 'pino';
+import { gzipSync } from 'node:zlib';
 import { enabledCollectors } from '../src/collectors/index.js';
-import { defaultConfig } from '../src/config/flags.js';
-import { Exporter } from '../src/exporter.js';
 import { NO_ATTRIBUTION } from '../src/attribution/attribution.js';
 import { buildGpuFamilies } from '../src/metrics/gpu-series.js';
 import { renderFamilies } from '../src/metrics/exposition.js';
 import { NvmlBinding } from '../src/native/nvml-binding.js';
 import { BusyTimeIntegrator } from '../src/sampler/busy-time.js';
 import { Ticker } from '../src/sampler/tick.js';
-import { simulatedNode } from '../src/sim/harness.js';
+import { repoRoot, simulatedNode } from '../src/sim/harness.js';
 
 /**
  * `npm run bench`: figures, not pass/fail. On the simulated 8x H100 node:
  * /metrics latency under concurrent load beside a bare node:http server sending the same
- * bytes (measured interleaved in the same run), CPU per sampling tick, bytes per scrape,
- * RSS before and after 10,000 scrapes.
+ * bytes (each in its own process, requests interleaved in the same run), CPU per sampling
+ * tick, bytes per scrape, the exporter's RSS before and after 10,000 scrapes.
  */
 const SCRAPES = Number(process.env.BENCH_SCRAPES ?? 10_000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const TICKS = Number(process.env.BENCH_TICKS ?? 300);
 
 const node = simulatedNode(process.env.BENCH_SCENARIO ?? 'h100x8');
@@ -80,42 +81,60 @@ cpu = process.cpuUsage(cpu0);
 const renderCpuMs = (cpu.user + cpu.system) / 1000 / TICKS;
 nvml.shutdown();
 
-// --- the exporter and the floor ------------------------------------------------------------
-const config = { ...defaultConfig(), listenHost: '127.0.0.1', listenPort: 0, nvmlLibrary: node.libraryPath, nodeName: 'bench-node' };
-const exporter = new Exporter({ config, logger: pino({ level: 'warn' }) });
-const addr = await exporter.start();
-await exporter.sampler.nextSample();
-await exporter.sampler.nextSample();
-const body = exporter.cache.body('text', false);
-const gz = exporter.cache.body('text', true);
-const floor = http.createServer((_req, res) => {
-  res.setHeader('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
-  res.end(body);
-});
-await new Promise<void>((r) => floor.listen(0, '127.0.0.1', r));
-const floorPort = (floor.address() as AddressInfo).port;
+// --- the exporter and the floor, each in its own process ---------------------------------
+function startChild(args: string[], env: Record<string, string>, portFrom: (line: string) => number | undefined): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (const line of buf.split('\n')) {
+        const port = portFrom(line);
+        if (port) resolve({ child, port });
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`child exited ${code}`)));
+  });
+}
 
-await load([addr.port, floorPort], 1000); // warm-up
-global.gc?.();
-const rssBefore = process.memoryUsage().rss;
-const [exp, bare] = await load([addr.port, floorPort], SCRAPES * 2);
-global.gc?.();
-const rssAfter = process.memoryUsage().rss;
+function rssMB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) / 1024;
+}
+
+const root = repoRoot();
+const exporter = await startChild(
+  [path.join(root, 'dist/src/main.js'), '--web.listen-address=127.0.0.1:0', '--log.level=info'],
+  { KGE_NVML_LIBRARY: node.libraryPath, KGE_SIM_STATE: node.statePath, NODE_NAME: 'bench-node' },
+  (line) => (line.includes('serving /metrics') ? (JSON.parse(line) as { port: number }).port : undefined),
+);
+await new Promise((r) => setTimeout(r, 2500)); // first samples
+const body = await (await fetch(`http://127.0.0.1:${exporter.port}/metrics`)).arrayBuffer();
+const gzipBytes = gzipSync(Buffer.from(body)).length;
+const bodyFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'kge-bench-')), 'metrics.txt');
+writeFileSync(bodyFile, Buffer.from(body));
+const floorScript = `const b=require('fs').readFileSync(${JSON.stringify(bodyFile)});const s=require('http').createServer((q,r)=>{r.setHeader('Content-Type','text/plain; version=0.0.4; charset=utf-8');r.end(b)});s.listen(0,'127.0.0.1',()=>console.log('port '+s.address().port));`;
+const floor = await startChild(['-e', floorScript], {}, (line) => (/^port \d+$/.test(line) ? Number(line.slice(5)) : undefined));
+
+await load([exporter.port, floor.port], 1000); // warm-up
+const rssBefore = rssMB(exporter.child.pid!);
+const [exp, bare] = await load([exporter.port, floor.port], SCRAPES * 2);
+const rssAfter = rssMB(exporter.child.pid!);
 
 const rows: [string, string][] = [
-  ['scenario', `${node.statePath.split('/').pop()} (${sample.gpus.length} GPUs)`],
+  ['scenario', `${path.basename(node.statePath)} (${sample.gpus.length} GPUs)`],
   ['/metrics p50 / p99 (ms)', `${percentile(exp, 50).toFixed(3)} / ${percentile(exp, 99).toFixed(3)}`],
-  ['bare node:http p50 / p99 (ms)', `${percentile(bare, 50).toFixed(3)} / ${percentile(bare, 99).toFixed(3)}`],
+  ['bare node:http, same bytes, p50 / p99 (ms)', `${percentile(bare, 50).toFixed(3)} / ${percentile(bare, 99).toFixed(3)}`],
   ['p99 ratio exporter / floor', (percentile(exp, 99) / percentile(bare, 99)).toFixed(2)],
-  ['concurrency, scrapes', `${CONCURRENCY}, ${exp.length}`],
-  ['CPU per sampling tick (ms, all collectors incl. pcie)', tickCpuMs.toFixed(3)],
+  ['concurrency, scrapes per server', `${CONCURRENCY}, ${exp.length}`],
+  ['CPU per sampling tick (ms, all collectors)', tickCpuMs.toFixed(3)],
   ['CPU per render of a sample (ms)', renderCpuMs.toFixed(3)],
-  ['bytes per scrape (plain / gzip)', `${body.length} / ${gz.length}`],
-  [`RSS before / after ${exp.length} scrapes (MB)`, `${mb(rssBefore)} / ${mb(rssAfter)}`],
+  ['bytes per scrape (plain / gzip)', `${body.byteLength} / ${gzipBytes}`],
+  [`exporter RSS before / after ${exp.length} scrapes (MB)`, `${rssBefore.toFixed(1)} / ${rssAfter.toFixed(1)}`],
 ];
 const w = Math.max(...rows.map((r) => r[0].length));
 process.stdout.write('\nkube-gpu-exporter benchmark\n' + rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n') + '\n');
 
-await exporter.stop();
-floor.close();
+exporter.child.kill('SIGTERM');
+floor.child.kill('SIGTERM');
 agent.destroy();
