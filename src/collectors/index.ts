@@ -24,8 +24,6 @@ export const COLLECTORS: readonly Collector[] = [
   codecCollector,
 ];
 
-export const COLLECTOR_NAMES = COLLECTORS.map((c) => c.name);
-
 export function enabledCollectors(overrides: Readonly<Record<string, boolean>>): Collector[] {
   return COLLECTORS.filter((c) => overrides[c.name] ?? c.defaultEnabled);
 }

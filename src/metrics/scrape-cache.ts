@@ -32,7 +32,6 @@ export class ScrapeCache {
   private bodies: Record<ExpositionFormat, Buffer> = { text: Buffer.alloc(0), openmetrics: Buffer.from('# EOF\n') };
   private gzipped: Partial<Record<ExpositionFormat, Buffer>> = {};
   private rendering: Promise<void> = Promise.resolve();
-  renders = 0;
 
   constructor(private readonly includeProcessMetrics = true) {
     if (includeProcessMetrics) {
@@ -60,7 +59,6 @@ export class ScrapeCache {
       openmetrics: Buffer.from(renderFamilies(families, 'openmetrics') + processOm + '# EOF\n'),
     };
     this.gzipped = {};
-    this.renders++;
   }
 
   body(format: ExpositionFormat, gzip: boolean): Buffer {

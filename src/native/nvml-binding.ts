@@ -4,6 +4,7 @@ import {
   NvmlError,
   NVML_ERROR_FUNCTION_NOT_FOUND,
   NVML_ERROR_INSUFFICIENT_SIZE,
+  NVML_ERROR_NOT_FOUND,
   NVML_SUCCESS,
 } from './nvml-return.js';
 
@@ -12,7 +13,7 @@ import {
  * so this module is only ever used from the sampling worker thread, never the event loop.
  */
 
-const DeviceHandle = koffi.pointer('nvmlDevice_t', koffi.opaque('nvmlDevice_st'));
+koffi.pointer('nvmlDevice_t', koffi.opaque('nvmlDevice_st'));
 
 const PciInfo = koffi.struct('nvmlPciInfo_t', {
   busIdLegacy: koffi.array('char', 16),
@@ -47,7 +48,6 @@ const MEMORY_V2_VERSION = 0x02000028;
 const NVML_DEVICE_UUID_V2_BUFFER_SIZE = 96;
 const NVML_DEVICE_NAME_V2_BUFFER_SIZE = 96;
 const NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE = 80;
-const NVML_DEVICE_SERIAL_BUFFER_SIZE = 30;
 const PROCESS_INFO_SIZE = 24;
 const FIELD_VALUE_SIZE = 40;
 const NOT_MIG = 0xffffffff;
@@ -145,10 +145,6 @@ export class NvmlBinding {
     this.check(name, f(...args));
   }
 
-  has(name: string): boolean {
-    return this.fns.get(name) !== null;
-  }
-
   init(): void {
     const f = this.fn('int nvmlInit_v2()', 'nvmlInit_v2', true)!;
     this.check('nvmlInit_v2', f());
@@ -176,16 +172,6 @@ export class NvmlBinding {
     return this.string('nvmlSystemGetDriverVersion', NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE);
   }
 
-  nvmlVersion(): string {
-    return this.string('nvmlSystemGetNVMLVersion', NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE);
-  }
-
-  cudaDriverVersion(): number {
-    const out = [0];
-    this.call('nvmlSystemGetCudaDriverVersion_v2', 'int nvmlSystemGetCudaDriverVersion_v2(_Out_ int *v)', out);
-    return out[0]!;
-  }
-
   deviceCount(): number {
     const out = [0];
     this.call('nvmlDeviceGetCount_v2', 'int nvmlDeviceGetCount_v2(_Out_ uint32 *count)', out);
@@ -209,10 +195,6 @@ export class NvmlBinding {
 
   name(device: Device): string {
     return this.string('nvmlDeviceGetName', NVML_DEVICE_NAME_V2_BUFFER_SIZE, device);
-  }
-
-  serial(device: Device): string {
-    return this.string('nvmlDeviceGetSerial', NVML_DEVICE_SERIAL_BUFFER_SIZE, device);
   }
 
   minorNumber(device: Device): number {
@@ -396,7 +378,7 @@ export class NvmlBinding {
     const f = this.fn(`int ${name}(nvmlDevice_t dev, uint32 index, _Out_ nvmlDevice_t *mig)`, name);
     if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
     const code = f(device, index, out);
-    if (code === 6 /* NOT_FOUND */) return undefined;
+    if (code === NVML_ERROR_NOT_FOUND) return undefined;
     this.check(name, code);
     return out[0];
   }
@@ -449,4 +431,3 @@ function readFieldValue(buf: Buffer, at: number, valueType: number): number {
   }
 }
 
-export { DeviceHandle };

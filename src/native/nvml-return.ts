@@ -1,17 +1,10 @@
 /** nvmlReturn_t codes and their symbolic names (see docs/nvml-abi facts). */
 export const NVML_SUCCESS = 0;
-export const NVML_ERROR_UNINITIALIZED = 1;
-export const NVML_ERROR_INVALID_ARGUMENT = 2;
 export const NVML_ERROR_NOT_SUPPORTED = 3;
-export const NVML_ERROR_NO_PERMISSION = 4;
 export const NVML_ERROR_NOT_FOUND = 6;
 export const NVML_ERROR_INSUFFICIENT_SIZE = 7;
-export const NVML_ERROR_DRIVER_NOT_LOADED = 9;
-export const NVML_ERROR_TIMEOUT = 10;
 export const NVML_ERROR_FUNCTION_NOT_FOUND = 13;
 export const NVML_ERROR_GPU_IS_LOST = 15;
-export const NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25;
-export const NVML_ERROR_UNKNOWN = 999;
 
 const RETURN_NAMES: Record<number, string> = {
   0: 'SUCCESS',
@@ -75,8 +68,4 @@ export class NvmlError extends Error {
   get gpuLost(): boolean {
     return this.code === NVML_ERROR_GPU_IS_LOST;
   }
-}
-
-export function isNotSupported(err: unknown): boolean {
-  return err instanceof NvmlError && err.notSupported;
 }
