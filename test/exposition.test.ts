@@ -43,3 +43,16 @@ describe('renderFamilies', () => {
     expect(om).toContain('# HELP DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION Energy\\\\n \\"x\\"\n');
   });
 });
+
+describe('unit conversion', () => {
+  it('writes scaled values without binary noise', async () => {
+    const { buildGpuFamilies } = await import('../src/metrics/gpu-series.js');
+    const { NO_ATTRIBUTION } = await import('../src/attribution/attribution.js');
+    const sample = {
+      takenAtMs: 0, monotonicMs: 0, driverVersion: 'd', lostGpus: [], collectors: [], tickSeconds: 0,
+      gpus: [{ index: 0, uuid: 'GPU-x', name: 'n', pciBusId: 'p', minor: 0, mig: [], values: { powerUsageMilliwatts: 75198 } }],
+    };
+    const fams = buildGpuFamilies(sample, { scheme: 'dcgm', hostname: 'h', attribution: NO_ATTRIBUTION });
+    expect(fams.find((f) => f.name === 'DCGM_FI_DEV_POWER_USAGE')!.series[0]!.value).toBe(75.198);
+  });
+});

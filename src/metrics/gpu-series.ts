@@ -86,7 +86,8 @@ export function buildGpuFamilies(sample: NodeSample, ctx: SeriesContext): Render
     const family: RenderFamily = { name: naming.name, type: def.type, help: `${def.help} (${naming.unit}).`, series: [] };
     const convert = (raw: number): number => {
       const v = raw * naming.scale;
-      return naming.integer ? Math.round(v) : v;
+      // 15 significant digits drop binary noise from unit scaling (75198 mW -> 75.198, not 75.19800000000001)
+      return naming.integer ? Math.round(v) : Number(v.toPrecision(15));
     };
     if (def.entity !== 'mig') {
       for (const { gpu, labels } of gpuSets) {
