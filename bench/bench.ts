@@ -11,6 +11,7 @@ import { buildGpuFamilies } from '../src/metrics/gpu-series.js';
 import { renderFamilies } from '../src/metrics/exposition.js';
 import { NvmlBinding } from '../src/native/nvml-binding.js';
 import { BusyTimeIntegrator } from '../src/sampler/busy-time.js';
+import { NODE_FLAGS } from '../src/node-flags.js';
 import { Ticker } from '../src/sampler/tick.js';
 import { repoRoot, simulatedNode } from '../src/sim/harness.js';
 
@@ -102,13 +103,24 @@ function rssMB(pid: number): number {
   return Number(m![1]) / 1024;
 }
 
+/** User + system CPU of a process so far, from /proc (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
 const root = repoRoot();
+const nodeFlags = process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : [...NODE_FLAGS];
 const exporter = await startChild(
-  [path.join(root, 'dist/src/main.js'), '--web.listen-address=127.0.0.1:0', '--log.level=info'],
+  [...nodeFlags, path.join(root, 'dist/src/main.js'), '--web.listen-address=127.0.0.1:0', '--log.level=info'],
   { KGE_NVML_LIBRARY: node.libraryPath, KGE_SIM_STATE: node.statePath, NODE_NAME: 'bench-node' },
   (line) => (line.includes('serving /metrics') ? (JSON.parse(line) as { port: number }).port : undefined),
 );
 await new Promise((r) => setTimeout(r, 2500)); // first samples
+const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 10_000);
+const idleCpu0 = cpuMs(exporter.child.pid!);
+await new Promise((r) => setTimeout(r, IDLE_MS));
+const idleCpuPerSecond = (cpuMs(exporter.child.pid!) - idleCpu0) / (IDLE_MS / 1000);
 const body = await (await fetch(`http://127.0.0.1:${exporter.port}/metrics`)).arrayBuffer();
 const gzipBytes = gzipSync(Buffer.from(body)).length;
 const bodyFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'kge-bench-')), 'metrics.txt');
@@ -120,6 +132,8 @@ await load([exporter.port, floor.port], 1000); // warm-up
 const rssBefore = rssMB(exporter.child.pid!);
 const [exp, bare] = await load([exporter.port, floor.port], SCRAPES * 2);
 const rssAfter = rssMB(exporter.child.pid!);
+await load([exporter.port, floor.port], SCRAPES * 2); // a second round, to see whether RSS keeps growing
+const rssAfterSecond = rssMB(exporter.child.pid!);
 
 const rows: [string, string][] = [
   ['scenario', `${path.basename(node.statePath)} (${sample.gpus.length} GPUs)`],
@@ -129,8 +143,10 @@ const rows: [string, string][] = [
   ['concurrency, scrapes per server', `${CONCURRENCY}, ${exp.length}`],
   ['CPU per sampling tick (ms, all collectors)', tickCpuMs.toFixed(3)],
   ['CPU per render of a sample (ms)', renderCpuMs.toFixed(3)],
+  ['exporter CPU while idle, sampling every 1 s (ms per s)', idleCpuPerSecond.toFixed(1)],
   ['bytes per scrape (plain / gzip)', `${body.byteLength} / ${gzipBytes}`],
-  [`exporter RSS before / after ${exp.length} scrapes (MB)`, `${rssBefore.toFixed(1)} / ${rssAfter.toFixed(1)}`],
+  ['exporter node flags', nodeFlags.join(' ') || '(none)'],
+  [`exporter RSS before / after ${exp.length} / after ${2 * exp.length} scrapes (MB)`, `${rssBefore.toFixed(1)} / ${rssAfter.toFixed(1)} / ${rssAfterSecond.toFixed(1)}`],
 ];
 const w = Math.max(...rows.map((r) => r[0].length));
 process.stdout.write('\nkube-gpu-exporter benchmark\n' + rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n') + '\n');

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { NO_ATTRIBUTION, type DeviceAttribution } from './attribution/attribution.js';
 import type { Config } from './config/flags.js';
-import { createApp, type ServedState } from './http/server.js';
+import { createRequestHandler, type ServedState } from './http/server.js';
 import { buildExporterFamilies } from './metrics/exporter-series.js';
 import { buildGpuFamilies } from './metrics/gpu-series.js';
 import { ScrapeCache } from './metrics/scrape-cache.js';
@@ -73,8 +73,7 @@ export class Exporter {
     const { config, logger } = this.opts;
     await this.render(undefined);
     this.sampler.start();
-    const app = createApp(this.servedState());
-    const server = createServer(app);
+    const server = createServer(createRequestHandler(this.servedState()));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port: config.listenPort, host: config.listenHost || undefined }, () => {

@@ -1,7 +1,8 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NvmlLibraryNotFoundError, libraryCandidates } from '../src/native/library-discovery.js';
-import { ABI_SIZES, ClockType, FieldId, NvmlBinding } from '../src/native/nvml-binding.js';
+import { ABI_SIZES, NvmlBinding } from '../src/native/nvml-binding.js';
+import { ClockType, FieldId } from '../src/native/nvml-constants.js';
 import { NvmlError } from '../src/native/nvml-return.js';
 import { scenarioCopy } from './support/exporter-process.js';
 

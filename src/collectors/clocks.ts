@@ -1,4 +1,4 @@
-import { ClockType } from '../native/nvml-binding.js';
+import { ClockType } from '../native/nvml-constants.js';
 import type { Collector } from './collector.js';
 
 export const clocksCollector: Collector = {

@@ -1,4 +1,4 @@
-import { PcieCounter } from '../native/nvml-binding.js';
+import { PcieCounter } from '../native/nvml-constants.js';
 import type { Collector } from './collector.js';
 
 /** PCIe TX/RX throughput; each read can block ~20 ms in the driver, so it can be switched off. */

@@ -1,4 +1,4 @@
-import { FieldId } from '../native/nvml-binding.js';
+import { FieldId } from '../native/nvml-constants.js';
 import type { Collector } from './collector.js';
 
 export const temperatureCollector: Collector = {

@@ -1,4 +1,5 @@
-import express, { type Express, type Request, type Response } from 'express';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express, { type Express } from 'express';
 import type { ExpositionFormat } from '../metrics/exposition.js';
 import { CONTENT_TYPES } from '../metrics/exposition.js';
 import type { NodeSample } from '../sample.js';
@@ -11,11 +12,11 @@ export interface ServedState {
   version: string;
 }
 
-function wantsOpenMetrics(req: Request): boolean {
+function wantsOpenMetrics(req: IncomingMessage): boolean {
   return (req.headers.accept ?? '').includes('application/openmetrics-text');
 }
 
-function acceptsGzip(req: Request): boolean {
+function acceptsGzip(req: IncomingMessage): boolean {
   return /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
 }
 
@@ -46,19 +47,40 @@ ${lost ? `<h2>GPUs not answering</h2><ul>${lost}</ul>` : ''}
 `;
 }
 
+/** Sends the cached exposition in the format and encoding the scraper asked for. */
+function serveMetrics(state: ServedState, req: IncomingMessage, res: ServerResponse): void {
+  const format: ExpositionFormat = wantsOpenMetrics(req) ? 'openmetrics' : 'text';
+  const gzip = acceptsGzip(req);
+  res.setHeader('Content-Type', CONTENT_TYPES[format]);
+  res.setHeader('Vary', 'Accept, Accept-Encoding');
+  if (gzip) res.setHeader('Content-Encoding', 'gzip');
+  res.end(req.method === 'HEAD' ? undefined : state.body(format, gzip));
+}
+
+function isMetricsRequest(req: IncomingMessage): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const url = req.url ?? '';
+  return url === '/metrics' || url.startsWith('/metrics?');
+}
+
+/**
+ * The server's request handler. Scrapes take a direct path to the cached bytes (they are
+ * the hot path: one per scraper per interval); every other page goes through the express app.
+ */
+export function createRequestHandler(state: ServedState): RequestListener {
+  const app = createApp(state);
+  return (req, res) => {
+    if (isMetricsRequest(req)) serveMetrics(state, req, res);
+    else app(req, res);
+  };
+}
+
 export function createApp(state: ServedState): Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
 
-  app.get('/metrics', (req: Request, res: Response) => {
-    const format: ExpositionFormat = wantsOpenMetrics(req) ? 'openmetrics' : 'text';
-    const gzip = acceptsGzip(req);
-    res.setHeader('Content-Type', CONTENT_TYPES[format]);
-    res.setHeader('Vary', 'Accept, Accept-Encoding');
-    if (gzip) res.setHeader('Content-Encoding', 'gzip');
-    res.end(state.body(format, gzip));
-  });
+  app.get('/metrics', (req, res) => serveMetrics(state, req, res));
 
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');

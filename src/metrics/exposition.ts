@@ -3,9 +3,10 @@ import type { MetricType } from './families.js';
 /** A family ready to render: label sets are already escaped and joined. */
 export interface RenderFamily {
   name: string;
-  type: MetricType;
+  type: MetricType | 'histogram';
   help: string;
-  series: { labels: string; value: number }[];
+  /** `sample` names a histogram's _bucket/_sum/_count line; otherwise the family name is used. */
+  series: { labels: string; value: number; sample?: string }[];
 }
 
 export type ExpositionFormat = 'text' | 'openmetrics';
@@ -52,7 +53,8 @@ export function renderFamilies(families: readonly RenderFamily[], format: Exposi
     }
     out.push(`# HELP ${familyName} ${escapeHelp(f.help, format)}\n# TYPE ${familyName} ${type}\n`);
     for (const s of f.series) {
-      out.push(s.labels ? `${f.name}{${s.labels}} ${formatValue(s.value)}\n` : `${f.name} ${formatValue(s.value)}\n`);
+      const name = s.sample ?? f.name;
+      out.push(s.labels ? `${name}{${s.labels}} ${formatValue(s.value)}\n` : `${name} ${formatValue(s.value)}\n`);
     }
   }
   return out.join('');

@@ -52,15 +52,6 @@ const PROCESS_INFO_SIZE = 24;
 const FIELD_VALUE_SIZE = 40;
 const NOT_MIG = 0xffffffff;
 
-export const ClockType = { GRAPHICS: 0, SM: 1, MEM: 2, VIDEO: 3 } as const;
-export const PcieCounter = { TX: 0, RX: 1 } as const;
-export const FieldId = {
-  MEMORY_TEMP: 82,
-  TOTAL_ENERGY: 83,
-  POWER_AVERAGE: 185,
-  POWER_INSTANT: 186,
-} as const;
-
 /** Opaque device handle (a pointer owned by NVML). */
 export type Device = unknown;
 

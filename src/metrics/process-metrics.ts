@@ -1,0 +1,44 @@
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { labelString, type RenderFamily } from './exposition.js';
+
+/**
+ * prom-client names three gauges with a _total suffix, which Prometheus reserves for counters
+ * (promtool flags them); they are left out.
+ */
+const MISNAMED_DEFAULTS = new Set(['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']);
+
+/**
+ * The exporter's own process and Node.js runtime metrics (CPU, memory, fds, event-loop lag,
+ * GC), from prom-client's default collectors on a private registry. Collected once per render
+ * and handed to the renderer as plain families, so both formats come from one collection.
+ */
+export class ProcessMetrics {
+  private readonly registry = new Registry();
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  async families(): Promise<RenderFamily[]> {
+    const metrics = await this.registry.getMetricsAsJSON();
+    const out: RenderFamily[] = [];
+    for (const m of metrics) {
+      if (MISNAMED_DEFAULTS.has(m.name)) continue;
+      const kind = String(m.type);
+      const type = kind === 'counter' || kind === 'histogram' ? kind : 'gauge';
+      out.push({
+        name: m.name,
+        type,
+        help: m.help,
+        series: m.values.map((v) => {
+          const entry = v as { value: number; labels: Record<string, string | number>; metricName?: string };
+          const labels = labelString(Object.entries(entry.labels).map(([k, val]) => [k, String(val)] as const));
+          return entry.metricName && entry.metricName !== m.name
+            ? { labels, value: entry.value, sample: entry.metricName }
+            : { labels, value: entry.value };
+        }),
+      });
+    }
+    return out;
+  }
+}
