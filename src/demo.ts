@@ -1,9 +1,12 @@
+import { rmSync } from 'node:fs';
+import path from 'node:path';
 import { configFromArgs, run } from './cli.js';
 import { simulatedNode } from './sim/harness.js';
+import { startSimulatedPods } from './sim/simulated-pods.js';
 
 /**
  * `npm run demo [-- --scenario NAME] [exporter flags]`: the exporter on a simulated node
- * (default: 8x H100), on :9400.
+ * (default: 8x H100) with its pods (a fake kubelet and host process tree), on :9400.
  */
 const argv = process.argv.slice(2);
 let scenario = process.env.KGE_DEMO_SCENARIO ?? 'h100x8';
@@ -16,5 +19,12 @@ if (i >= 0) {
 const node = simulatedNode(scenario);
 process.env.KGE_SIM_STATE = node.statePath;
 process.env.KGE_NVML_LIBRARY = node.libraryPath;
-process.stderr.write(`demo: simulated node ${node.statePath} (library ${node.libraryPath}); open http://localhost:9400/\n`);
-await run(configFromArgs(argv));
+const pods = await startSimulatedPods(node.statePath);
+process.stderr.write(
+  `demo: simulated node ${node.statePath} (library ${node.libraryPath}), ${pods.scenario.pods.length} pods on a fake kubelet at ${pods.kubelet.socketPath}; open http://localhost:9400/\n`,
+);
+process.once('exit', () => {
+  pods.host.cleanup();
+  rmSync(path.dirname(path.dirname(pods.kubelet.socketPath)), { recursive: true, force: true });
+});
+await run(configFromArgs([...pods.flags, ...argv]));

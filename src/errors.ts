@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   KGE_FLAG_INVALID: (flag: string, value: string, accepts: string) => `${flag}: invalid value ${JSON.stringify(value)}; accepts ${accepts}`,
   KGE_ENV_INVALID: (env: string, flag: string, value: string, accepts: string) =>
     `${env} (for ${flag}): invalid value ${JSON.stringify(value)}; accepts ${accepts}`,
+  KGE_FLAG_REQUIRES: (flag: string, needs: string) => `${flag} has no effect without ${needs}`,
   KGE_FLAG_UNEXPECTED_ARGUMENT: (arg: string) => `unexpected argument ${JSON.stringify(arg)}: flags start with -- (see --help)`,
 } as const;
 

@@ -1,11 +1,16 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { NO_ATTRIBUTION, type DeviceAttribution } from './attribution/attribution.js';
+import { NO_ATTRIBUTION, type SampleAttribution } from './attribution/attribution.js';
+import { Attributor, type PodMetadataLookup, type ProcessOwners } from './attribution/attributor.js';
+import { EMPTY_DEVICE_MAP, type DeviceMap } from './attribution/device-map.js';
+import { DeviceMapSource } from './attribution/kubelet/device-map-source.js';
+import { ProcessOwnerResolver } from './attribution/process-owner.js';
 import type { Config } from './config/flags.js';
 import { createRequestHandler, type ServedState } from './http/server.js';
 import { buildExporterFamilies } from './metrics/exporter-series.js';
 import { buildGpuFamilies } from './metrics/gpu-series.js';
+import { buildPodFamilies } from './metrics/pod-series.js';
 import { ScrapeCache } from './metrics/scrape-cache.js';
 import type { NodeSample } from './sample.js';
 import { Sampler } from './sampler/sampler.js';
@@ -14,22 +19,46 @@ import { VERSION } from './version.js';
 export interface ExporterOptions {
   config: Config;
   logger: Logger;
-  attribution?: DeviceAttribution;
+  /** Who runs a host pid; built from --path.procfs and --path.pod-logs when left out. */
+  processOwners?: ProcessOwners;
+}
+
+/** Device ids in the kubelet's map that name no device of this sample, plus ids that are not device ids. */
+function unknownDeviceIds(map: DeviceMap, sample: NodeSample | undefined): number {
+  const known = new Set<string>();
+  for (const g of sample?.gpus ?? []) {
+    known.add(g.uuid);
+    for (const m of g.mig) known.add(m.uuid);
+  }
+  let n = map.unparsedIds.length;
+  for (const uuid of map.claims.keys()) if (!known.has(uuid)) n++;
+  return n;
 }
 
 /**
- * Wires the pipeline: sampler (worker + NVML) -> attribution -> families -> rendered cache
- * -> HTTP. A new sample re-renders the cache; scrapes only send cached bytes.
+ * Wires the pipeline: sampler (worker + NVML) -> attribution (kubelet device map, process
+ * owners, pod metadata) -> families -> rendered cache -> HTTP. A new sample re-renders the
+ * cache; scrapes only send cached bytes.
  */
 export class Exporter {
   readonly sampler: Sampler;
   readonly cache = new ScrapeCache();
   private server: Server | undefined;
-  private readonly attribution: DeviceAttribution;
+  readonly deviceMaps: DeviceMapSource | undefined;
+  private readonly attributor: Attributor;
+  private podMetadata: (PodMetadataLookup & { readonly synced: boolean; stop(): Promise<void> }) | undefined;
 
   constructor(private readonly opts: ExporterOptions) {
     const { config, logger } = opts;
-    this.attribution = opts.attribution ?? NO_ATTRIBUTION;
+    this.deviceMaps = config.kubeletSocket
+      ? new DeviceMapSource({ socketPath: config.kubeletSocket, refreshMs: config.kubeletRefreshMs, deadlineMs: config.kubeletTimeoutMs, logger })
+      : undefined;
+    this.attributor = new Attributor({
+      deviceMap: () => this.deviceMaps?.map ?? EMPTY_DEVICE_MAP,
+      processOwners:
+        opts.processOwners ?? (config.collectors.processes ? new ProcessOwnerResolver({ procRoot: config.procfsPath, logRoot: config.podLogsPath }) : undefined),
+      podMetadata: { metadataOf: (ns, pod) => this.podMetadata?.metadataOf(ns, pod), labelName: (k) => this.podMetadata?.labelName(k) ?? k },
+    });
     this.sampler = new Sampler({
       intervalMs: config.sampleIntervalMs,
       initRetryMs: config.nvmlRetryMs,
@@ -44,16 +73,19 @@ export class Exporter {
   /** Renders a sample (or the empty state before the first one). */
   render(sample: NodeSample | undefined): Promise<void> {
     const { config } = this.opts;
-    const gpuFamilies = sample
-      ? buildGpuFamilies(sample, { scheme: config.naming, hostname: config.nodeName, attribution: this.attribution })
-      : [];
+    const attribution: SampleAttribution = sample ? this.attributor.attribute(sample) : NO_ATTRIBUTION;
+    const gpuFamilies = sample ? buildGpuFamilies(sample, { scheme: config.naming, hostname: config.nodeName, attribution }) : [];
+    const podFamilies = sample ? buildPodFamilies(sample, attribution, config.naming, config.nodeName) : [];
+    const k = this.deviceMaps;
     const own = buildExporterFamilies(sample, {
       nvmlUp: this.sampler.state === 'ready',
       skippedTicks: this.sampler.skippedTicks,
       version: VERSION,
       naming: config.naming,
+      kubelet: k && { ...k.status, pods: k.map.pods, unknownDeviceIds: unknownDeviceIds(k.map, sample) },
+      podMetadataSynced: config.podMetadata ? (this.podMetadata?.synced ?? false) : undefined,
     });
-    return this.cache.update([...gpuFamilies, ...own]);
+    return this.cache.update([...gpuFamilies, ...podFamilies, ...own]);
   }
 
   servedState(): ServedState {
@@ -72,6 +104,8 @@ export class Exporter {
   async start(): Promise<AddressInfo> {
     const { config, logger } = this.opts;
     await this.render(undefined);
+    this.deviceMaps?.start();
+    if (config.podMetadata) void this.startPodMetadata();
     this.sampler.start();
     const server = createServer(createRequestHandler(this.servedState()));
     await new Promise<void>((resolve, reject) => {
@@ -87,8 +121,37 @@ export class Exporter {
     return addr;
   }
 
+  /**
+   * Loads the Kubernetes client only when pod metadata is on (it is large), then keeps
+   * trying to start the watch: the exporter serves without the extra labels meanwhile.
+   */
+  private async startPodMetadata(): Promise<void> {
+    const { config, logger } = this.opts;
+    const { PodMetadataWatcher, podLabelName } = await import('./attribution/pod-metadata.js');
+    const watcher = new PodMetadataWatcher({ nodeName: config.nodeName, labelAllowlist: config.podLabelAllowlist, kubeconfigPath: config.kubeconfig, logger });
+    const lookup = { metadataOf: watcher.metadataOf.bind(watcher), labelName: podLabelName, stop: () => watcher.stop(), get synced() { return watcher.synced; } };
+    this.podMetadata = lookup;
+    let delayMs = 1000;
+    let logged = false;
+    while (this.podMetadata === lookup) {
+      try {
+        await watcher.start();
+        logger.info({ node: config.nodeName }, 'pod metadata: watching this node\'s pods in the Kubernetes API');
+        return;
+      } catch (err) {
+        if (this.podMetadata !== lookup) return;
+        if (!logged) logger.error({ err: (err as Error).message, retryInMs: delayMs }, 'pod metadata unavailable; serving without pod_uid and pod labels, retrying');
+        logged = true;
+        await new Promise((r) => setTimeout(r, delayMs).unref());
+        delayMs = Math.min(delayMs * 2, 60_000);
+      }
+    }
+  }
+
   async stop(): Promise<void> {
-    await this.sampler.stop();
+    const podMetadata = this.podMetadata;
+    this.podMetadata = undefined;
+    await Promise.all([this.sampler.stop(), this.deviceMaps?.stop(), podMetadata?.stop()]);
     const server = this.server;
     this.server = undefined;
     if (server) {

@@ -36,6 +36,29 @@ export const VALUE_KEYS = [
 export type ValueKey = (typeof VALUE_KEYS)[number];
 export type Values = Partial<Record<ValueKey, number>>;
 
+/** A running compute process (nvmlDeviceGetComputeRunningProcesses). */
+export interface ProcessSample {
+  /** Host pid (as the driver sees it, in the host's pid namespace). */
+  pid: number;
+  /** GPU memory the process uses, bytes; absent when the driver does not say (NVML_VALUE_NOT_AVAILABLE). */
+  usedMemoryBytes?: number;
+  /** MIG GPU instance / compute instance of the process; absent on GPUs without MIG. */
+  gpuInstanceId?: number;
+  computeInstanceId?: number;
+}
+
+/**
+ * Utilization of one process (nvmlDeviceGetProcessUtilization), percent, averaged over the
+ * driver samples taken since the previous tick.
+ */
+export interface ProcessUtilSample {
+  pid: number;
+  smUtilPercent: number;
+  memUtilPercent: number;
+  encUtilPercent: number;
+  decUtilPercent: number;
+}
+
 export interface MigSample {
   uuid: string;
   gpuInstanceId: number;
@@ -43,6 +66,8 @@ export interface MigSample {
   /** e.g. "1g.10gb" */
   profile: string;
   values: Values;
+  /** Compute processes running in this MIG instance (read through the MIG handle). */
+  processes: ProcessSample[];
 }
 
 export interface GpuSample {
@@ -53,6 +78,16 @@ export interface GpuSample {
   minor: number;
   values: Values;
   mig: MigSample[];
+  /** Compute processes on the whole GPU; empty on MIG-enabled GPUs (see MigSample.processes). */
+  processes: ProcessSample[];
+  /**
+   * Per pid, averaged over the driver samples since the previous tick; empty when no process
+   * ran since then. Absent where it could not be read: MIG-enabled GPUs, drivers without
+   * support, errors (so per-container utilization is left out rather than reported as 0).
+   */
+  processUtilization?: ProcessUtilSample[];
+  /** How many MIG devices the GPU can hold (its compute slices, 7 on A100/H100); MIG-enabled GPUs only. */
+  maxMigDevices?: number;
 }
 
 export interface CollectorReport {

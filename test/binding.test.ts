@@ -1,4 +1,5 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NvmlLibraryNotFoundError, libraryCandidates } from '../src/native/library-discovery.js';
 import { ABI_SIZES, NvmlBinding } from '../src/native/nvml-binding.js';
@@ -25,6 +26,7 @@ describe('ABI layout', () => {
       nvmlMemory_t: 24,
       nvmlMemory_v2_t: 40,
       nvmlProcessInfo_t: 24,
+      nvmlProcessUtilizationSample_t: 32,
       nvmlFieldValue_t: 40,
     });
   });
@@ -116,6 +118,116 @@ describe('NvmlBinding on the simulated 8x H100 node', () => {
     expect(nvml.powerUsageMilliwatts(nvml.deviceByIndex(2))).toBeGreaterThan(0);
   });
 });
+
+describe('process utilization (nvmlDeviceGetProcessUtilization)', () => {
+  // test/fixtures/process-utilization.sim replaces the scenario for these tests
+  const original = readFileSync(statePath, 'utf8');
+  const fixture = readFileSync(new URL('./fixtures/process-utilization.sim', import.meta.url), 'utf8');
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  beforeAll(async () => {
+    writeFileSync(statePath, fixture);
+    await sleep(80);
+    expect(nvml.deviceCount()).toBe(3);
+  });
+  afterAll(async () => {
+    writeFileSync(statePath, original);
+    await sleep(80);
+  });
+
+  it('returns typed samples newer than lastSeen, and [] (NOT_FOUND) until the driver samples again', async () => {
+    const d = nvml.deviceByIndex(0);
+    // start early in a 300 ms sampling period, so the next sample cannot come between the calls below
+    let all = nvml.processUtilization(d, 0);
+    let newest = Math.max(...all.map((s) => s.timestampUs));
+    for (let i = 0; i < 3 && Date.now() - newest / 1000 > 120; i++) {
+      await sleep(Math.max(0, 300 - (Date.now() - newest / 1000)) + 20);
+      all = nvml.processUtilization(d, 0);
+      newest = Math.max(...all.map((s) => s.timestampUs));
+    }
+    expect(all.length).toBeGreaterThanOrEqual(2);
+    const nowUs = Date.now() * 1000;
+    // microseconds of the CPU wall clock
+    expect(newest).toBeLessThanOrEqual(nowUs + 1000);
+    expect(newest).toBeGreaterThan(nowUs - 600e6);
+    const latest = all.filter((s) => s.timestampUs === newest).sort((a, b) => a.pid - b.pid);
+    expect(latest.map((s) => s.pid)).toEqual([41200, 41999]);
+    expect(latest[0]).toEqual({ pid: 41200, timestampUs: newest, smUtilPercent: 70, memUtilPercent: 35, encUtilPercent: 2, decUtilPercent: 1 });
+    expect(latest[1]!.smUtilPercent).toBeGreaterThanOrEqual(10);
+    expect(latest[1]!.smUtilPercent).toBeLessThanOrEqual(90);
+    expect(latest[1]!.memUtilPercent).toBe(0);
+    // the newest sampling instant only
+    expect(nvml.processUtilization(d, newest - 1).map((s) => s.timestampUs)).toEqual([newest, newest]);
+    // nothing newer yet (the driver samples every 300 ms)
+    expect(nvml.processUtilization(d, BigInt(newest))).toEqual([]);
+    await sleep(650);
+    const later = nvml.processUtilization(d, newest);
+    expect(later.length).toBeGreaterThanOrEqual(2);
+    expect(later.every((s) => s.timestampUs > newest)).toBe(true);
+    expect(new Set(later.map((s) => s.pid))).toEqual(new Set([41200, 41999]));
+  });
+
+  it('follows the sizing pattern: null buffer or a short one gets INSUFFICIENT_SIZE and the count', () => {
+    // the same library, bound by hand to see the raw return codes
+    const lib = koffi.load(node.libraryPath);
+    const byIndex = lib.func('int nvmlDeviceGetHandleByIndex_v2(uint32 index, _Out_ void **dev)');
+    const get = lib.func('int nvmlDeviceGetProcessUtilization(void *dev, void *samples, _Inout_ uint32 *count, uint64 lastSeen)');
+    const dev: unknown[] = [null];
+    expect(byIndex(0, dev)).toBe(0);
+    const count = [0];
+    expect(get(dev[0], null, count, 0n)).toBe(7);
+    const needed = count[0]!;
+    expect(needed).toBeGreaterThanOrEqual(2);
+    expect(needed % 2).toBe(0); // one sample per process per sampling instant
+    const short = [needed - 1];
+    expect(get(dev[0], Buffer.alloc(32 * (needed - 1)), short, 0n)).toBe(7);
+    expect(short[0]).toBeGreaterThanOrEqual(needed);
+    const buf = Buffer.alloc(32 * (needed + 64));
+    const room = [needed + 64];
+    expect(get(dev[0], buf, room, 0n)).toBe(0);
+    expect(room[0]).toBeGreaterThanOrEqual(needed);
+    expect([41200, 41999]).toContain(buf.readUInt32LE(0));
+    // a lastSeen in the future: nothing newer (NOT_FOUND)
+    expect(get(dev[0], null, [0], BigInt(Date.now() + 3_600_000) * 1000n)).toBe(6);
+    // processes without utilization keys are not sampled
+    expect(get(byIndexOf(byIndex, 1), null, [0], 0n)).toBe(6);
+    expect(nvml.processUtilization(nvml.deviceByIndex(1), 0)).toEqual([]);
+  });
+
+  it('is NOT_SUPPORTED on a MIG-enabled GPU and on MIG handles', () => {
+    const gpu2 = nvml.deviceByIndex(2);
+    for (const d of [gpu2, nvml.migDeviceByIndex(gpu2, 0)]) {
+      try {
+        nvml.processUtilization(d, 0);
+        expect.unreachable('process utilization on MIG');
+      } catch (err) {
+        expect(err).toBeInstanceOf(NvmlError);
+        expect((err as NvmlError).code).toBe(3);
+        expect((err as NvmlError).notSupported).toBe(true);
+      }
+    }
+  });
+
+  it('reports usedGpuMemory = NVML_VALUE_NOT_AVAILABLE as unknown', () => {
+    expect(nvml.computeProcesses(nvml.deviceByIndex(1))).toEqual([{ pid: 777 }, { pid: 778, usedGpuMemory: 2 * 1024 ** 3 }]);
+  });
+
+  it('obeys fault rules like every other call', async () => {
+    appendFileSync(statePath, '\nfault nvmlDeviceGetProcessUtilization 0 4\n');
+    await sleep(80);
+    expect(() => nvml.processUtilization(nvml.deviceByIndex(0), 0)).toThrowError(/nvmlDeviceGetProcessUtilization failed: NVML_ERROR_NO_PERMISSION/);
+    expect(nvml.processUtilization(nvml.deviceByIndex(1), 0)).toEqual([]);
+    writeFileSync(statePath, fixture);
+    await sleep(80);
+    expect(nvml.processUtilization(nvml.deviceByIndex(0), 0).length).toBeGreaterThan(0);
+  });
+});
+
+function byIndexOf(byIndex: (i: number, out: unknown[]) => number, index: number): unknown {
+  const out: unknown[] = [null];
+  if (byIndex(index, out) !== 0) throw new Error(`no GPU ${index}`);
+  return out[0];
+}
 
 describe('library discovery', () => {
   it('lists every place it tried when no library is found', () => {

@@ -11,7 +11,7 @@ function sample(atMs: number, gpus: { uuid: string; util?: number }[]): NodeSamp
     collectors: [],
     tickSeconds: 0,
     gpus: gpus.map((g, index) => ({
-      index, uuid: g.uuid, name: 'n', pciBusId: 'p', minor: index, mig: [],
+      index, uuid: g.uuid, name: 'n', pciBusId: 'p', minor: index, mig: [], processes: [],
       values: g.util === undefined ? {} : { gpuUtilPercent: g.util, memCopyUtilPercent: g.util / 2 },
     })),
   };

@@ -50,7 +50,7 @@ describe('unit conversion', () => {
     const { NO_ATTRIBUTION } = await import('../src/attribution/attribution.js');
     const sample = {
       takenAtMs: 0, monotonicMs: 0, driverVersion: 'd', lostGpus: [], collectors: [], tickSeconds: 0,
-      gpus: [{ index: 0, uuid: 'GPU-x', name: 'n', pciBusId: 'p', minor: 0, mig: [], values: { powerUsageMilliwatts: 75198 } }],
+      gpus: [{ index: 0, uuid: 'GPU-x', name: 'n', pciBusId: 'p', minor: 0, mig: [], processes: [], values: { powerUsageMilliwatts: 75198 } }],
     };
     const fams = buildGpuFamilies(sample, { scheme: 'dcgm', hostname: 'h', attribution: NO_ATTRIBUTION });
     expect(fams.find((f) => f.name === 'DCGM_FI_DEV_POWER_USAGE')!.series[0]!.value).toBe(75.198);

@@ -26,6 +26,18 @@ describe('flags', () => {
     expect(c.sampleIntervalMs).toBe(1000);
     expect(c.naming).toBe('dcgm');
     expect(c.collectors.utilization).toBe(true);
+    expect(c.kubeletSocket).toBe('/var/lib/kubelet/pod-resources/kubelet.sock');
+    expect(c.kubeletRefreshMs).toBe(5000);
+    expect(c.podMetadata).toBe(false);
+    expect(c.procfsPath).toBe('/proc');
+  });
+
+  it('turns pod attribution off with --kubelet.socket=none and anchors the pod label allowlist', () => {
+    expect(config(['--kubelet.socket=none']).kubeletSocket).toBe('');
+    const re = config(['--kubernetes.pod-metadata', 'true', '--kubernetes.pod-labels=team|app\\.kubernetes\\.io/name']).podLabelAllowlist!;
+    expect(['team', 'app.kubernetes.io/name'].map((k) => re.test(k))).toEqual([true, true]);
+    expect(['teams', 'my-team', 'appXkubernetes.io/name'].map((k) => re.test(k))).toEqual([false, false, false]);
+    expect(config([], { KGE_PATH_PROCFS: '/host/proc/' }).procfsPath).toBe('/host/proc');
   });
 
   it('reads flags in both forms, env twins, and lets flags win', () => {
@@ -62,6 +74,11 @@ describe('flags', () => {
     [['--web.listen-address', 'localhost'], 'KGE_FLAG_INVALID', '--web.listen-address'],
     [['stray'], 'KGE_FLAG_UNEXPECTED_ARGUMENT', 'stray'],
     [['--collector.fan=yes'], 'KGE_FLAG_INVALID', '--no-collector.fan'],
+    [['--kubelet.socket=relative/kubelet.sock'], 'KGE_FLAG_INVALID', 'an absolute path, or none'],
+    [['--kubelet.refresh-interval=100ms'], 'KGE_FLAG_INVALID', 'from 500ms to 10m'],
+    [['--kubernetes.pod-metadata=maybe'], 'KGE_FLAG_INVALID', 'true or false'],
+    [['--kubernetes.pod-metadata=true', '--kubernetes.pod-labels=team('], 'KGE_FLAG_INVALID', 'a regular expression'],
+    [['--kubernetes.pod-labels=team'], 'KGE_FLAG_REQUIRES', '--kubernetes.pod-metadata=true'],
   ])('rejects %j with %s', (argv, code, mentions) => {
     const err = errorOf(() => parseFlags(argv, {}));
     expect(err.code).toBe(code);
@@ -85,6 +102,7 @@ describe('flags', () => {
       [['--sample-interval=x'], {}],
       [[], { KGE_NAMING: 'x' }],
       [['stray'], {}],
+      [['--kubernetes.pod-labels=team'], {}],
     ];
     for (const [argv, env] of inputs) produced.add(errorOf(() => parseFlags(argv, env)).code);
     expect([...produced].sort()).toEqual(Object.keys(ERROR_CODES).sort());

@@ -43,13 +43,15 @@ describe('serving', () => {
     expect(g0.labels.device).toBe('nvidia0');
     expect(g0.labels.modelName).toBe('NVIDIA H100 80GB HBM3');
     expect(g0.labels.Hostname).toBe('test-node');
-    expect(seriesOf(text, 'DCGM_FI_DEV_FB_TOTAL').every((s) => s.value === 81559)).toBe(true);
+    const fbTotal = seriesOf(text, 'DCGM_FI_DEV_FB_TOTAL');
+    expect(fbTotal.filter((s) => s.labels.GPU_I_ID === undefined).map((s) => s.value)).toEqual(Array(8).fill(81559));
+    expect(fbTotal.filter((s) => s.labels.GPU_I_ID !== undefined)).toHaveLength(4); // GPU 7's MIG instances
     expect(seriesOf(text, 'kube_gpu_exporter_collector_success').every((s) => s.value === 1)).toBe(true);
   });
 
   it('counts busy seconds that grow with utilization', async () => {
     const before = seriesOf(await scrape(url), 'gpu_busy_seconds_total');
-    expect(before).toHaveLength(8);
+    expect(before.map((s) => s.labels.gpu)).toEqual(['0', '1', '2', '3', '4', '5', '6']); // GPU 7 is in MIG mode: no utilization
     await exporter.sampler.nextSample();
     await exporter.sampler.nextSample();
     const after = seriesOf(await scrape(url), 'gpu_busy_seconds_total');

@@ -2,8 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { familyName, GPU_FAMILIES, NAMING_SCHEMES, type NamingScheme } from '../src/metrics/families.js';
+import { familyName, GPU_FAMILIES, NAMING_SCHEMES, POD_FAMILIES, type NamingScheme } from '../src/metrics/families.js';
 import { simulatedNode } from '../src/sim/harness.js';
+import { startSimulatedPods, type SimulatedPods } from '../src/sim/simulated-pods.js';
 import { ROOT, scrape, seriesOf, startExporterProcess, waitFor, type RunningExporter } from './support/exporter-process.js';
 
 /**
@@ -21,6 +22,9 @@ const MOVING = new Set<string>([
   'kube_gpu_exporter_last_sample_timestamp_seconds',
   'kube_gpu_exporter_sample_duration_seconds',
   'kube_gpu_exporter_skipped_ticks_total',
+  'kube_gpu_exporter_kubelet_last_success_timestamp_seconds',
+  'kube_gpu_exporter_kubelet_refresh_duration_seconds',
+  'gpu_container_sm_utilization_ratio',
 ]);
 
 /** Sorted sample lines without process metrics, moving values masked, Node version masked. */
@@ -60,8 +64,10 @@ function promtoolProblems(text: string, scheme: NamingScheme): string[] {
 }
 
 const running: RunningExporter[] = [];
+const podSides: SimulatedPods[] = [];
 afterAll(async () => {
   await Promise.all(running.map((r) => r.stop()));
+  await Promise.all(podSides.map((p) => p.stop()));
 });
 
 const seenFamilies = new Set<string>();
@@ -70,9 +76,12 @@ describe.each(SCENARIOS)('scenario %s', (scenario) => {
   describe.each(NAMING_SCHEMES)('naming %s', (scheme: NamingScheme) => {
     it('matches the golden /metrics and passes promtool', async () => {
       const node = simulatedNode(scenario);
-      const exp = await startExporterProcess({ library: node.libraryPath, statePath: node.statePath, args: [`--naming=${scheme}`, '--sample-interval=200ms'] });
+      const pods = await startSimulatedPods(node.statePath);
+      podSides.push(pods);
+      const exp = await startExporterProcess({ library: node.libraryPath, statePath: node.statePath, args: [...pods.flags, `--naming=${scheme}`, '--sample-interval=200ms'] });
       running.push(exp);
       await waitFor(async () => (await fetch(`${exp.url}/readyz`)).status === 200, 15_000, 'readyz');
+      await waitFor(async () => (await scrape(exp.url)).includes('kube_gpu_exporter_kubelet_up 1'), 15_000, 'kubelet answering');
       // two samples so counters have an elapsed interval
       await new Promise((r) => setTimeout(r, 450));
       const text = await scrape(exp.url);
@@ -80,6 +89,7 @@ describe.each(SCENARIOS)('scenario %s', (scenario) => {
       expect(promtoolProblems(text, scheme)).toEqual([]);
 
       for (const f of GPU_FAMILIES) if (seriesOf(text, familyName(f, scheme).name).length > 0) seenFamilies.add(`${scheme}:${f.source}`);
+      for (const f of Object.values(POD_FAMILIES)) if (seriesOf(text, f.name).length > 0) seenFamilies.add(`${scheme}:${f.name}`);
 
       const golden = path.join(GOLDEN_DIR, `${scenario}.${scheme}.prom`);
       const actual = normalise(text);
@@ -97,6 +107,10 @@ describe.each(SCENARIOS)('scenario %s', (scenario) => {
 describe('coverage', () => {
   it('every GPU family appears in some shipped scenario, in both schemes', () => {
     const missing = NAMING_SCHEMES.flatMap((s) => GPU_FAMILIES.filter((f) => !seenFamilies.has(`${s}:${f.source}`)).map((f) => `${s}:${familyName(f, s).name}`));
+    expect(missing).toEqual([]);
+  });
+  it('every pod family appears in some shipped scenario, in both schemes', () => {
+    const missing = NAMING_SCHEMES.flatMap((s) => Object.values(POD_FAMILIES).filter((f) => !seenFamilies.has(`${s}:${f.name}`)).map((f) => `${s}:${f.name}`));
     expect(missing).toEqual([]);
   });
 });

@@ -37,6 +37,9 @@ enum {
 #define MAX_RULES 128
 #define MAX_STEPS 32
 #define NOT_MIG 0xFFFFFFFFu
+#define NVML_VALUE_NOT_AVAILABLE_ULL 0xFFFFFFFFFFFFFFFFull
+#define PROC_UTIL_DEPTH 120           /* samples per process the simulated driver keeps */
+#define PROC_UTIL_DEFAULT_PERIOD_MS 167
 
 /* ---- value specs -------------------------------------------------------------------- */
 typedef enum { V_UNSET = 0, V_CONST, V_WALK, V_STEPS, V_CYCLE } vkind_t;
@@ -55,7 +58,7 @@ typedef struct { int64_t n; double v; int valid; } walk_cache_t;
   X(util_gpu) X(util_mem) X(enc_util) X(dec_util) X(temp_gpu) X(temp_mem) X(power_mw) \
   X(power_limit_mw) X(energy_start_mj) X(clock_graphics) X(clock_sm) X(clock_mem) X(clock_video) \
   X(max_clock_graphics) X(max_clock_sm) X(max_clock_mem) X(max_clock_video) X(fan) X(pstate) \
-  X(pcie_tx_kbps) X(pcie_rx_kbps) X(clocks_event_reasons) X(mig_mode)
+  X(pcie_tx_kbps) X(pcie_rx_kbps) X(clocks_event_reasons) X(mig_mode) X(proc_util_period_ms)
 #define X_ENUM(k) K_##k,
 enum { GPU_NUM_KEYS(X_ENUM) K_COUNT };
 #define X_NAME(k) #k,
@@ -77,7 +80,14 @@ typedef struct {
   mig_cfg_t mig[MAX_MIG];
 } gpu_cfg_t;
 
-typedef struct { int defined; int gpu; uint32_t pid; double mem; int gi, ci; int has_gi, has_ci; } proc_cfg_t;
+/* per-process utilization keys (percent), sampled by nvmlDeviceGetProcessUtilization */
+enum { P_sm, P_mem_util, P_enc, P_dec, P_COUNT };
+static const char *proc_util_key_names[] = { "sm", "mem_util", "enc", "dec" };
+
+typedef struct {
+  int defined; int gpu; uint32_t pid; double mem; int gi, ci; int has_gi, has_ci, has_mem;
+  vspec_t util[P_COUNT];
+} proc_cfg_t;
 
 typedef struct {
   int is_latency; char fn[96]; int gpu; /* -1 = any */
@@ -110,6 +120,8 @@ static double last_stat_ms;
 static double epoch_ms = -1;        /* first successful nvmlInit of the process */
 static walk_cache_t walk_cache[MAX_GPUS][K_COUNT];
 static walk_cache_t mig_walk_cache[MAX_GPUS][MAX_MIG][M_COUNT];
+static walk_cache_t proc_walk_cache[MAX_PROCS][P_COUNT];
+static long long epoch_realtime_us;  /* wall clock at epoch_ms: base of process utilization timestamps */
 static double energy_mj[MAX_GPUS]; static double energy_at_ms[MAX_GPUS]; static int energy_init[MAX_GPUS];
 static char last_reload_error[512];
 
@@ -318,13 +330,15 @@ static int parse_line(state_t *s, char *line, perr_t *e) {
     *dot = 0;
     if (parse_index(rest, MAX_PROCS, &idx)) return fail(e, "process index '%s' out of range 0-%d", rest, MAX_PROCS - 1);
     proc_cfg_t *p = &s->proc[idx];
-    double v;
-    if (parse_number(val, &v) || v < 0) return fail(e, "bad number '%s'", val);
     p->defined = 1;
     const char *pk = dot + 1;
+    for (int i = 0; i < P_COUNT; i++)
+      if (!strcmp(pk, proc_util_key_names[i])) return parse_vspec(val, &p->util[i], e);
+    double v;
+    if (parse_number(val, &v) || v < 0) return fail(e, "bad number '%s'", val);
     if (!strcmp(pk, "gpu")) { if (v >= MAX_GPUS) return fail(e, "GPU index out of range"); p->gpu = (int)v; }
     else if (!strcmp(pk, "pid")) p->pid = (uint32_t)v;
-    else if (!strcmp(pk, "mem")) p->mem = v;
+    else if (!strcmp(pk, "mem")) { p->mem = v; p->has_mem = 1; }
     else if (!strcmp(pk, "gi")) { p->gi = (int)v; p->has_gi = 1; }
     else if (!strcmp(pk, "ci")) { p->ci = (int)v; p->has_ci = 1; }
     else return fail(e, "unknown process key '%s'", pk);
@@ -391,8 +405,9 @@ static double splitmix(uint64_t *x) {
   return (double)(z >> 11) / 9007199254740992.0; /* [0,1) */
 }
 
-static double eval(const vspec_t *v, walk_cache_t *wc) {
-  double t = t_ms();
+/* The value of a spec at scenario time t (ms). A walk cache only moves forward; asking for an
+ * earlier step replays the walk from its start. */
+static double eval_at(const vspec_t *v, walk_cache_t *wc, double t) {
   switch (v->kind) {
   case V_CONST: return v->c;
   case V_WALK: {
@@ -417,6 +432,8 @@ static double eval(const vspec_t *v, walk_cache_t *wc) {
   default: return 0;
   }
 }
+
+static double eval(const vspec_t *v, walk_cache_t *wc) { return eval_at(v, wc, t_ms()); }
 
 /* ---- call prologue: init check, reload, faults, latency -------------------------------- */
 typedef struct { int gpu; int mig; } target_t;
@@ -517,7 +534,11 @@ static nvmlReturn_t do_init(void) {
     gpu_handles[i].gpu = i; gpu_handles[i].mig = -1;
     for (int j = 0; j < MAX_MIG; j++) { mig_handles[i][j].gpu = i; mig_handles[i][j].mig = j; }
   }
-  if (epoch_ms < 0) epoch_ms = now_ms();
+  if (epoch_ms < 0) {
+    struct timespec rt; clock_gettime(CLOCK_REALTIME, &rt);
+    epoch_ms = now_ms();
+    epoch_realtime_us = (long long)rt.tv_sec * 1000000 + rt.tv_nsec / 1000;
+  }
   init_count = 1;
   pthread_mutex_unlock(&mu);
   return NVML_SUCCESS;
@@ -949,7 +970,7 @@ static nvmlReturn_t processes(void *device, unsigned int *count, nvmlProcessInfo
     if (!p->defined || p->gpu != h->gpu || !p->pid) continue;
     if (h->mig >= 0 && (!p->has_gi || p->gi != gi_of_mig)) continue;
     found[n].pid = p->pid;
-    found[n].usedGpuMemory = (unsigned long long)p->mem;
+    found[n].usedGpuMemory = p->has_mem ? (unsigned long long)p->mem : NVML_VALUE_NOT_AVAILABLE_ULL;
     found[n].gpuInstanceId = p->has_gi ? (unsigned int)p->gi : NOT_MIG;
     found[n].computeInstanceId = p->has_ci ? (unsigned int)p->ci : NOT_MIG;
     n++;
@@ -972,6 +993,80 @@ EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(void *device, unsign
 EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(void *device, unsigned int *count, nvmlProcessInfo_t *infos) {
   BEGIN(device);
   return processes(device, count, infos);
+}
+#endif
+
+typedef struct {
+  unsigned int pid;
+  unsigned long long timeStamp; /* microseconds */
+  unsigned int smUtil, memUtil, encUtil, decUtil;
+} nvmlProcessUtilizationSample_t;
+_Static_assert(sizeof(nvmlProcessUtilizationSample_t) == 32, "nvmlProcessUtilizationSample_t layout");
+
+static int proc_has_util(const proc_cfg_t *p) {
+  for (int k = 0; k < P_COUNT; k++) if (p->util[k].kind != V_UNSET) return 1;
+  return 0;
+}
+
+static unsigned int pct(double v) { return v <= 0 ? 0 : v >= 100 ? 100 : (unsigned int)v; }
+
+/*
+ * The simulated driver samples every process with a utilization key once per
+ * proc_util_period_ms (default 167 ms) at scenario times k * period, k = 0, 1, ..., and keeps
+ * the last PROC_UTIL_DEPTH samples per process. Sample k has the timestamp
+ * epoch_realtime_us + k * period (us). Returned: every kept sample newer than lastSeen, oldest
+ * first (all processes of one sampling instant together).
+ */
+#ifndef KGE_OMIT_nvmlDeviceGetProcessUtilization
+EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(void *device, nvmlProcessUtilizationSample_t *samples,
+                                                    unsigned int *count, unsigned long long lastSeenTimeStamp) {
+  BEGIN(device);
+  if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+  const handle_t *h = H(device);
+  if (h->mig >= 0) return NVML_ERROR_NOT_SUPPORTED;
+  nvmlReturn_t rc = NVML_SUCCESS;
+  LOCK();
+  if (mig_enabled(h->gpu)) { UNLOCK(); return NVML_ERROR_NOT_SUPPORTED; }
+  double period_ms = PROC_UTIL_DEFAULT_PERIOD_MS;
+  if (!gpu_num(h->gpu, K_proc_util_period_ms, &period_ms) && period_ms < 1) period_ms = 1;
+  long long period_us = (long long)(period_ms * 1000);
+  double t = t_ms();
+  long long k_now = (long long)(t * 1000) / period_us;
+  long long k_min = k_now - PROC_UTIL_DEPTH + 1;
+  if (k_min < 0) k_min = 0;
+  long long seen = (long long)(lastSeenTimeStamp > (unsigned long long)INT64_MAX ? INT64_MAX : lastSeenTimeStamp);
+  if (seen >= epoch_realtime_us) {
+    long long k_seen = (seen - epoch_realtime_us) / period_us; /* newest sample not newer than lastSeen */
+    if (k_seen + 1 > k_min) k_min = k_seen + 1;
+  }
+  int procs[MAX_PROCS]; unsigned int nprocs = 0;
+  for (int i = 0; i < MAX_PROCS; i++) {
+    const proc_cfg_t *p = &st->proc[i];
+    if (p->defined && p->gpu == h->gpu && p->pid && proc_has_util(p)) procs[nprocs++] = i;
+  }
+  unsigned long long n = k_now >= k_min ? (unsigned long long)(k_now - k_min + 1) * nprocs : 0;
+  if (n == 0) rc = NVML_ERROR_NOT_FOUND;
+  else if (!samples || *count < n) { *count = (unsigned int)n; rc = NVML_ERROR_INSUFFICIENT_SIZE; }
+  else {
+    unsigned int out = 0;
+    for (long long k = k_min; k <= k_now; k++) {
+      double at = (double)(k * period_us) / 1000.0;
+      for (unsigned int j = 0; j < nprocs; j++) {
+        int i = procs[j];
+        const proc_cfg_t *p = &st->proc[i];
+        nvmlProcessUtilizationSample_t *s = &samples[out++];
+        unsigned int v[P_COUNT];
+        for (int key = 0; key < P_COUNT; key++)
+          v[key] = p->util[key].kind == V_UNSET ? 0 : pct(eval_at(&p->util[key], &proc_walk_cache[i][key], at));
+        s->pid = p->pid;
+        s->timeStamp = (unsigned long long)(epoch_realtime_us + k * period_us);
+        s->smUtil = v[P_sm]; s->memUtil = v[P_mem_util]; s->encUtil = v[P_enc]; s->decUtil = v[P_dec];
+      }
+    }
+    *count = out;
+  }
+  UNLOCK();
+  return rc;
 }
 #endif
 

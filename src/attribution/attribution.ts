@@ -1,21 +1,43 @@
 /**
- * The seam where pod labels join device series. The exporter core ships without a
- * kubelet client: every device has no holders, so its series carry no pod labels
- * (as dcgm-exporter writes an unallocated device).
+ * What the attribution stage hands the metric families: for each device (GPU or MIG
+ * instance, by UUID) the containers that hold it, and what each container's processes use.
+ * Plain data built once per sample; the families never call back into attribution.
  */
-export interface DeviceHolder {
-  pod: string;
+export interface PodIdentity {
   namespace: string;
+  pod: string;
   container: string;
-  /** Replica number when several containers share one GPU (time-slicing). */
+  /** Set when known (cgroup path, or the Kubernetes API when pod metadata is on). */
+  podUid?: string;
+  /** Allowlisted pod labels as Prometheus label pairs (`label_<key>`), when pod metadata is on. */
+  podLabels?: readonly (readonly [string, string])[];
+}
+
+export interface DeviceHolder extends PodIdentity {
+  /** Replica number when several containers share one GPU (time-slicing / MPS). */
   vgpu?: string;
+  /** Share of the device allocated: 1 (whole GPU), 1/replicas, or the MIG instance's slice. Undefined when unknown. */
+  share?: number;
 }
 
-export interface DeviceAttribution {
-  /** Holders of a GPU (by GPU UUID) or a MIG instance (by MIG UUID). */
+/** GPU use of one container's processes on one device, or of processes outside any pod. */
+export interface ContainerUsage {
+  deviceUuid: string;
+  /** Undefined for processes that belong to no pod. */
+  owner: PodIdentity | undefined;
+  processes: number;
+  usedMemoryBytes?: number;
+  /** Sum of the processes' SM utilization (percent of the GPU); not available on MIG. */
+  smUtilPercent?: number;
+}
+
+export interface SampleAttribution {
   holdersOf(deviceUuid: string): readonly DeviceHolder[];
+  readonly usage: readonly ContainerUsage[];
 }
 
-export const NO_ATTRIBUTION: DeviceAttribution = {
+/** No kubelet, no process data: series carry no pod labels (as dcgm-exporter writes an unallocated device). */
+export const NO_ATTRIBUTION: SampleAttribution = {
   holdersOf: () => [],
+  usage: [],
 };

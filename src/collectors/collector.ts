@@ -8,6 +8,11 @@ export interface GpuTarget {
   sample: GpuSample;
   /** MIG handles of this GPU, filled in by the mig collector when it runs first. */
   migDevices: { device: Device; sample: MigSample }[];
+  /**
+   * Collector state kept across ticks for this GPU (the Ticker keeps one bag per GPU while its
+   * UUID stays at its index; a new or swapped GPU starts empty). Key by collector name.
+   */
+  state: Map<string, unknown>;
 }
 
 /**

@@ -6,6 +6,7 @@ import { memoryCollector } from './memory.js';
 import { migCollector } from './mig.js';
 import { pcieCollector } from './pcie.js';
 import { powerCollector } from './power.js';
+import { processesCollector } from './processes.js';
 import { pstateCollector } from './pstate.js';
 import { temperatureCollector } from './temperature.js';
 import { utilizationCollector } from './utilization.js';
@@ -22,6 +23,8 @@ export const COLLECTORS: readonly Collector[] = [
   pstateCollector,
   pcieCollector,
   codecCollector,
+  // after mig: reads processes through the MIG handles that collector found
+  processesCollector,
 ];
 
 export function enabledCollectors(overrides: Readonly<Record<string, boolean>>): Collector[] {

@@ -27,6 +27,7 @@ export const migCollector: Collector = {
     if (!enabled) return;
     reader.attempt(() => {
       const slots = nvml.maxMigDeviceCount(gpu.device);
+      gpu.sample.maxMigDevices = slots;
       for (let slot = 0; slot < slots; slot++) {
         const device = nvml.migDeviceByIndex(gpu.device, slot);
         if (device === undefined) continue;
@@ -36,6 +37,7 @@ export const migCollector: Collector = {
           computeInstanceId: nvml.computeInstanceId(device),
           profile: migProfileFromName(nvml.name(device)),
           values: {},
+          processes: [],
         };
         reader.attempt(() => readMemory(nvml, device, sample.values));
         gpu.migDevices.push({ device, sample });

@@ -17,6 +17,15 @@ export interface Config {
   logLevel: LogLevel;
   nodeName: string;
   collectors: Record<string, boolean>;
+  /** '' when pod attribution through the kubelet is off. */
+  kubeletSocket: string;
+  kubeletRefreshMs: number;
+  kubeletTimeoutMs: number;
+  procfsPath: string;
+  podLogsPath: string;
+  podMetadata: boolean;
+  podLabelAllowlist: RegExp | undefined;
+  kubeconfig: string | undefined;
 }
 
 interface FlagDef<K extends keyof Config> {
@@ -29,6 +38,9 @@ interface FlagDef<K extends keyof Config> {
   defaultText: string;
   parse(raw: string): Config[K] | undefined;
 }
+
+const BOOL_TRUE = ['true', '1', 'yes', 'on'];
+const BOOL_FALSE = ['false', '0', 'no', 'off'];
 
 const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -51,6 +63,26 @@ export function parseListenAddress(raw: string): { host: string; port: number } 
 
 function oneOf<T extends string>(values: readonly T[]) {
   return (raw: string): T | undefined => (values as readonly string[]).includes(raw) ? (raw as T) : undefined;
+}
+
+function parseBool(raw: string): boolean | undefined {
+  const v = raw.trim().toLowerCase();
+  if (BOOL_TRUE.includes(v)) return true;
+  if (BOOL_FALSE.includes(v)) return false;
+  return undefined;
+}
+
+function absolutePath(raw: string): string | undefined {
+  return raw.startsWith('/') ? raw.replace(/(.)\/+$/, '$1') : undefined;
+}
+
+/** A regular expression that must match a whole label key. */
+function parseAnchoredRegex(raw: string): RegExp | undefined {
+  try {
+    return new RegExp(`^(?:${raw})$`);
+  } catch {
+    return undefined;
+  }
 }
 
 function define<K extends keyof Config>(def: FlagDef<K>): FlagDef<K> {
@@ -99,10 +131,48 @@ export const FLAGS = [
     accepts: 'a non-empty string', help: 'Node name for the Hostname/node label (set NODE_NAME from the downward API)',
     parse: (raw) => (raw.trim() ? raw.trim() : undefined),
   }),
+  define({
+    flag: '--kubelet.socket', env: 'KGE_KUBELET_SOCKET', key: 'kubeletSocket', defaultText: '/var/lib/kubelet/pod-resources/kubelet.sock',
+    accepts: 'an absolute path, or none', help: 'The kubelet PodResources socket that maps devices to pods (mount its directory, not the file); none turns pod labels off',
+    parse: (raw) => (raw.trim() === 'none' ? '' : absolutePath(raw.trim())),
+  }),
+  define({
+    flag: '--kubelet.refresh-interval', env: 'KGE_KUBELET_REFRESH_INTERVAL', key: 'kubeletRefreshMs', defaultText: '5s',
+    accepts: 'a duration from 500ms to 10m', help: 'How often the device-to-pod mapping is read from the kubelet (two calls each time; failures retry sooner, with backoff)',
+    parse: (raw) => parseDuration(raw, 500, 600_000),
+  }),
+  define({
+    flag: '--kubelet.timeout', env: 'KGE_KUBELET_TIMEOUT', key: 'kubeletTimeoutMs', defaultText: '2s',
+    accepts: 'a duration from 100ms to 1m', help: 'Deadline of each kubelet call; the last good mapping stays in use after a timeout',
+    parse: (raw) => parseDuration(raw, 100, 60_000),
+  }),
+  define({
+    flag: '--path.procfs', env: 'KGE_PATH_PROCFS', key: 'procfsPath', defaultText: '/proc',
+    accepts: 'an absolute directory path', help: "The host's /proc (per-process attribution reads /proc/<pid>/cgroup; needs hostPID)",
+    parse: absolutePath,
+  }),
+  define({
+    flag: '--path.pod-logs', env: 'KGE_PATH_POD_LOGS', key: 'podLogsPath', defaultText: '/var/log',
+    accepts: 'an absolute directory path', help: "The host's kubelet log root (its pods/ and containers/ directories name the pods and containers of processes)",
+    parse: absolutePath,
+  }),
+  define({
+    flag: '--kubernetes.pod-metadata', env: 'KGE_KUBERNETES_POD_METADATA', key: 'podMetadata', defaultText: 'false',
+    accepts: 'true or false', help: "Add pod_uid and the pod labels matching --kubernetes.pod-labels to pod series, from a watch on this node's pods in the Kubernetes API",
+    parse: parseBool,
+  }),
+  define({
+    flag: '--kubernetes.pod-labels', env: 'KGE_KUBERNETES_POD_LABELS', key: 'podLabelAllowlist', defaultText: '(none)',
+    accepts: 'a regular expression matching whole label keys (e.g. app|team|app\\.kubernetes\\.io/name)', help: 'Pod label keys to copy onto pod series as label_<key> (with --kubernetes.pod-metadata=true)',
+    parse: parseAnchoredRegex,
+  }),
+  define({
+    flag: '--kubernetes.kubeconfig', env: 'KGE_KUBECONFIG', key: 'kubeconfig', defaultText: '(in-cluster)',
+    accepts: 'a path to a kubeconfig file', help: 'Kubeconfig for the Kubernetes API (default: the pod\'s service account)',
+    parse: (raw) => (raw.trim() ? raw.trim() : undefined),
+  }),
 ] as const;
 
-const BOOL_TRUE = ['true', '1', 'yes', 'on'];
-const BOOL_FALSE = ['false', '0', 'no', 'off'];
 
 export function collectorEnv(name: string): string {
   return `KGE_COLLECTOR_${name.toUpperCase()}`;
@@ -120,6 +190,14 @@ export function defaultConfig(): Config {
     logLevel: 'info',
     nodeName: os.hostname(),
     collectors: Object.fromEntries(COLLECTORS.map((c) => [c.name, c.defaultEnabled])),
+    kubeletSocket: '/var/lib/kubelet/pod-resources/kubelet.sock',
+    kubeletRefreshMs: 5000,
+    kubeletTimeoutMs: 2000,
+    procfsPath: '/proc',
+    podLogsPath: '/var/log',
+    podMetadata: false,
+    podLabelAllowlist: undefined,
+    kubeconfig: undefined,
   };
 }
 
@@ -154,9 +232,8 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   for (const c of COLLECTORS) {
     const raw = env[collectorEnv(c.name)];
     if (raw === undefined || raw === '') continue;
-    const v = raw.toLowerCase();
-    if (BOOL_TRUE.includes(v)) config.collectors[c.name] = true;
-    else if (BOOL_FALSE.includes(v)) config.collectors[c.name] = false;
+    const v = parseBool(raw);
+    if (v !== undefined) config.collectors[c.name] = v;
     else throw exporterError('KGE_ENV_INVALID', collectorEnv(c.name), `--collector.${c.name}`, raw, 'true or false');
   }
 
@@ -186,6 +263,7 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     }
     apply(def, raw, 'flag');
   }
+  if (config.podLabelAllowlist && !config.podMetadata) throw exporterError('KGE_FLAG_REQUIRES', '--kubernetes.pod-labels', '--kubernetes.pod-metadata=true');
   return { kind: 'run', config };
 }
 

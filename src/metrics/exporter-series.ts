@@ -2,11 +2,24 @@ import type { NodeSample } from '../sample.js';
 import { labelString, type RenderFamily } from './exposition.js';
 import { EXPORTER_FAMILIES, type ExporterFamily } from './families.js';
 
+/** The kubelet side, when pod attribution is on. */
+export interface KubeletSeriesStatus {
+  up: boolean;
+  lastSuccessMs?: number;
+  lastRefreshSeconds?: number;
+  failures: number;
+  pods: number;
+  unknownDeviceIds: number;
+}
+
 export interface ExporterStatus {
   nvmlUp: boolean;
   skippedTicks: number;
   version: string;
   naming: string;
+  kubelet?: KubeletSeriesStatus;
+  /** Set when pod metadata from the Kubernetes API is on. */
+  podMetadataSynced?: boolean;
 }
 
 function family(def: ExporterFamily, series: RenderFamily['series']): RenderFamily {
@@ -23,6 +36,18 @@ export function buildExporterFamilies(sample: NodeSample | undefined, status: Ex
     family(F.nvmlUp, [{ labels: '', value: status.nvmlUp ? 1 : 0 }]),
     family(F.skippedTicks, [{ labels: '', value: status.skippedTicks }]),
   ];
+  const k = status.kubelet;
+  if (k) {
+    out.push(
+      family(F.kubeletUp, [{ labels: '', value: k.up ? 1 : 0 }]),
+      family(F.kubeletFailures, [{ labels: '', value: k.failures }]),
+      family(F.kubeletPods, [{ labels: '', value: k.pods }]),
+      family(F.kubeletUnknownDevices, [{ labels: '', value: k.unknownDeviceIds }]),
+    );
+    if (k.lastSuccessMs !== undefined) out.push(family(F.kubeletLastSuccess, [{ labels: '', value: k.lastSuccessMs / 1000 }]));
+    if (k.lastRefreshSeconds !== undefined) out.push(family(F.kubeletRefreshDuration, [{ labels: '', value: k.lastRefreshSeconds }]));
+  }
+  if (status.podMetadataSynced !== undefined) out.push(family(F.podMetadataSynced, [{ labels: '', value: status.podMetadataSynced ? 1 : 0 }]));
   if (!sample) return out;
   out.push(
     family(F.collectorSuccess, sample.collectors.map((c) => ({ labels: labelString([['collector', c.name]]), value: c.success ? 1 : 0 }))),

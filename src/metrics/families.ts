@@ -198,6 +198,38 @@ export const INFO_FAMILIES = {
   mig: { name: 'gpu_mig_instance_info', help: 'MIG instance identity: profile, GPU and compute instance ids, UUID (value is always 1)' },
 } as const;
 
+/**
+ * Families about pods on devices: allocation from the kubelet, use from the processes.
+ * The same names in both schemes; their device labels follow the scheme (GPU labels, plus
+ * the MIG instance labels for MIG instances) and then container, namespace, pod.
+ */
+export interface PodFamily {
+  name: string;
+  type: MetricType;
+  unit: string;
+  /** Where the numbers come from: the kubelet's allocations or NVML's process list. */
+  source: 'kubelet' | 'processes';
+  help: string;
+}
+export const POD_FAMILIES = {
+  allocated: {
+    name: 'gpu_allocated_ratio', type: 'gauge', unit: 'ratio', source: 'kubelet',
+    help: 'Share of the device allocated to the container: 1 for a whole GPU, 1/replicas for a replica of a shared GPU (vgpu label), the compute slice for a MIG instance',
+  },
+  memoryUsed: {
+    name: 'gpu_container_memory_used_bytes', type: 'gauge', unit: 'bytes', source: 'processes',
+    help: 'GPU memory used by the container\'s processes on the device; processes outside any pod are summed into the series with empty pod labels',
+  },
+  smUtilization: {
+    name: 'gpu_container_sm_utilization_ratio', type: 'gauge', unit: 'ratio', source: 'processes',
+    help: 'SM utilization of the container\'s processes on the GPU, summed over its processes (NVML process samples since the last sample); not available on MIG-enabled GPUs',
+  },
+  processes: {
+    name: 'gpu_container_processes', type: 'gauge', unit: 'processes', source: 'processes',
+    help: 'Compute processes the container runs on the device; processes outside any pod are counted in the series with empty pod labels',
+  },
+} as const satisfies Record<string, PodFamily>;
+
 /** The exporter's own families; the same names in both schemes. */
 export interface ExporterFamily {
   name: string;
@@ -214,5 +246,12 @@ export const EXPORTER_FAMILIES = {
   sampleTimestamp: { name: 'kube_gpu_exporter_last_sample_timestamp_seconds', type: 'gauge', help: 'When the sample being served was taken (Unix time)', labels: [] },
   sampleDuration: { name: 'kube_gpu_exporter_sample_duration_seconds', type: 'gauge', help: 'Time the last complete sampling tick took', labels: [] },
   skippedTicks: { name: 'kube_gpu_exporter_skipped_ticks_total', type: 'counter', help: 'Sampling ticks skipped because the previous tick was still running (slow or hung NVML call)', labels: [] },
+  kubeletUp: { name: 'kube_gpu_exporter_kubelet_up', type: 'gauge', help: 'Whether the kubelet PodResources API answered the last refresh (1) or not (0: series keep the last known pods); absent with --kubelet.socket=none', labels: [] },
+  kubeletLastSuccess: { name: 'kube_gpu_exporter_kubelet_last_success_timestamp_seconds', type: 'gauge', help: 'When the kubelet last answered (Unix time)', labels: [] },
+  kubeletRefreshDuration: { name: 'kube_gpu_exporter_kubelet_refresh_duration_seconds', type: 'gauge', help: 'Time the last refresh of the device-to-pod mapping took', labels: [] },
+  kubeletFailures: { name: 'kube_gpu_exporter_kubelet_refresh_failures_total', type: 'counter', help: 'Refreshes of the device-to-pod mapping that failed (socket missing, timeout, error)', labels: [] },
+  kubeletPods: { name: 'kube_gpu_exporter_kubelet_pods', type: 'gauge', help: 'Pods holding NVIDIA devices in the last good mapping', labels: [] },
+  kubeletUnknownDevices: { name: 'kube_gpu_exporter_kubelet_unknown_device_ids', type: 'gauge', help: 'Device ids the kubelet lists under NVIDIA resources that match no device sampled on this node (ignored)', labels: [] },
+  podMetadataSynced: { name: 'kube_gpu_exporter_pod_metadata_synced', type: 'gauge', help: 'Whether the watch on this node\'s pods in the Kubernetes API is in sync (1) or not (0); absent unless --kubernetes.pod-metadata=true', labels: [] },
   buildInfo: { name: 'kube_gpu_exporter_build_info', type: 'gauge', help: 'Exporter version and Node.js version (value is always 1)', labels: ['version', 'nodejs_version', 'naming'] },
 } as const satisfies Record<string, ExporterFamily>;

@@ -1,4 +1,4 @@
-import type { DeviceAttribution, DeviceHolder } from '../attribution/attribution.js';
+import type { DeviceHolder, PodIdentity, SampleAttribution } from '../attribution/attribution.js';
 import type { GpuSample, MigSample, NodeSample } from '../sample.js';
 import { labelString, type RenderFamily } from './exposition.js';
 import { familyName, GPU_FAMILIES, INFO_FAMILIES, type NamingScheme } from './families.js';
@@ -7,10 +7,10 @@ export interface SeriesContext {
   scheme: NamingScheme;
   /** Hostname label (NODE_NAME or the host name). */
   hostname: string;
-  attribution: DeviceAttribution;
+  attribution: SampleAttribution;
 }
 
-type Pairs = [string, string][];
+export type Pairs = [string, string][];
 
 /** Identity labels of a GPU, as dcgm-exporter writes them or in Prometheus style. */
 function gpuPairs(scheme: NamingScheme, gpu: GpuSample, driverVersion: string, hostname: string): Pairs {
@@ -38,12 +38,20 @@ function migPairs(scheme: NamingScheme, parent: Pairs, mig: MigSample): Pairs {
     : [...parent, ['gpu_instance_id', String(mig.gpuInstanceId)], ['mig_profile', mig.profile]];
 }
 
-function holderPairs(h: DeviceHolder): Pairs {
+/** container, namespace, pod as dcgm-exporter writes them, then pod_uid and pod labels when known. */
+export function podPairs(id: PodIdentity | undefined, withUid = false): Pairs {
   const pairs: Pairs = [
-    ['container', h.container],
-    ['namespace', h.namespace],
-    ['pod', h.pod],
+    ['container', id?.container ?? ''],
+    ['namespace', id?.namespace ?? ''],
+    ['pod', id?.pod ?? ''],
   ];
+  if (withUid || id?.podUid !== undefined) pairs.push(['pod_uid', id?.podUid ?? '']);
+  for (const [k, v] of id?.podLabels ?? []) pairs.push([k, v]);
+  return pairs;
+}
+
+function holderPairs(h: DeviceHolder): Pairs {
+  const pairs = podPairs(h);
   if (h.vgpu !== undefined) pairs.push(['vgpu', h.vgpu]);
   return pairs;
 }
@@ -52,6 +60,17 @@ function holderPairs(h: DeviceHolder): Pairs {
 function deviceLabelSets(base: Pairs, holders: readonly DeviceHolder[]): string[] {
   if (holders.length === 0) return [labelString(base)];
   return holders.map((h) => labelString([...base, ...holderPairs(h)]));
+}
+
+/** Identity label pairs of every device in a sample, by UUID (GPUs and MIG instances). */
+export function deviceLabelPairs(sample: NodeSample, scheme: NamingScheme, hostname: string): Map<string, Pairs> {
+  const out = new Map<string, Pairs>();
+  for (const gpu of sample.gpus) {
+    const base = gpuPairs(scheme, gpu, sample.driverVersion, hostname);
+    out.set(gpu.uuid, base);
+    for (const mig of gpu.mig) out.set(mig.uuid, migPairs(scheme, base, mig));
+  }
+  return out;
 }
 
 /** Builds every GPU family from one sample. Families with no series are dropped. */

@@ -41,6 +41,7 @@ export const ABI_SIZES = {
   nvmlMemory_t: koffi.sizeof(MemoryV1),
   nvmlMemory_v2_t: koffi.sizeof(MemoryV2),
   nvmlProcessInfo_t: 24,
+  nvmlProcessUtilizationSample_t: 32,
   nvmlFieldValue_t: 40,
 };
 
@@ -49,8 +50,11 @@ const NVML_DEVICE_UUID_V2_BUFFER_SIZE = 96;
 const NVML_DEVICE_NAME_V2_BUFFER_SIZE = 96;
 const NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE = 80;
 const PROCESS_INFO_SIZE = 24;
+const PROCESS_UTIL_SAMPLE_SIZE = 32;
 const FIELD_VALUE_SIZE = 40;
 const NOT_MIG = 0xffffffff;
+/** NVML_VALUE_NOT_AVAILABLE as an unsigned long long (e.g. usedGpuMemory without permission). */
+const VALUE_NOT_AVAILABLE_U64 = 0xffffffffffffffffn;
 
 /** Opaque device handle (a pointer owned by NVML). */
 export type Device = unknown;
@@ -72,9 +76,20 @@ export interface MemoryInfo {
 }
 export interface ProcessInfo {
   pid: number;
-  usedGpuMemory: number;
+  /** Bytes; undefined when the driver reports NVML_VALUE_NOT_AVAILABLE (unknown). */
+  usedGpuMemory?: number;
   gpuInstanceId?: number;
   computeInstanceId?: number;
+}
+/** One entry of nvmlDeviceGetProcessUtilization: a process's utilization over one driver sample period. */
+export interface ProcessUtilizationSample {
+  pid: number;
+  /** When the driver took the sample, microseconds (CPU wall clock). */
+  timestampUs: number;
+  smUtilPercent: number;
+  memUtilPercent: number;
+  encUtilPercent: number;
+  decUtilPercent: number;
 }
 export interface FieldValueResult {
   fieldId: number;
@@ -339,9 +354,10 @@ export class NvmlBinding {
         const o = i * PROCESS_INFO_SIZE;
         const gi = buf.readUInt32LE(o + 16);
         const ci = buf.readUInt32LE(o + 20);
+        const mem = buf.readBigUInt64LE(o + 8);
         out.push({
           pid: buf.readUInt32LE(o),
-          usedGpuMemory: Number(buf.readBigUInt64LE(o + 8)),
+          ...(mem !== VALUE_NOT_AVAILABLE_U64 ? { usedGpuMemory: Number(mem) } : {}),
           ...(gi !== NOT_MIG ? { gpuInstanceId: gi } : {}),
           ...(ci !== NOT_MIG ? { computeInstanceId: ci } : {}),
         });
@@ -349,6 +365,47 @@ export class NvmlBinding {
       return out;
     }
     throw new NvmlError(name, NVML_ERROR_INSUFFICIENT_SIZE, 'process list kept growing between calls');
+  }
+
+  /**
+   * Per-process utilization samples the driver took after `lastSeenTimestampUs` (0: its whole
+   * buffer), oldest first; [] when there is none newer (NOT_FOUND). NOT_SUPPORTED on MIG-enabled
+   * GPUs and MIG handles. Same sizing pattern as the process list: the count can grow between
+   * the calls (new samples), so the buffer gets some room and the call is retried.
+   */
+  processUtilization(device: Device, lastSeenTimestampUs: bigint | number): ProcessUtilizationSample[] {
+    const name = 'nvmlDeviceGetProcessUtilization';
+    const f = this.fn(`int ${name}(nvmlDevice_t dev, void *samples, _Inout_ uint32 *count, uint64 lastSeen)`, name);
+    if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
+    const lastSeen = BigInt(lastSeenTimestampUs);
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const count = [0];
+      const sizing = f(device, null, count, lastSeen);
+      if (sizing === NVML_ERROR_NOT_FOUND) return [];
+      if (sizing === NVML_SUCCESS && count[0] === 0) return [];
+      if (sizing !== NVML_SUCCESS && sizing !== NVML_ERROR_INSUFFICIENT_SIZE) this.check(name, sizing);
+      const capacity = count[0]! + Math.max(16, count[0]! >> 2); // room for samples taken between the calls
+      const buf = Buffer.alloc(capacity * PROCESS_UTIL_SAMPLE_SIZE);
+      count[0] = capacity;
+      const code = f(device, buf, count, lastSeen);
+      if (code === NVML_ERROR_INSUFFICIENT_SIZE) continue;
+      if (code === NVML_ERROR_NOT_FOUND) return [];
+      this.check(name, code);
+      const out: ProcessUtilizationSample[] = [];
+      for (let i = 0; i < Math.min(count[0]!, capacity); i++) {
+        const o = i * PROCESS_UTIL_SAMPLE_SIZE;
+        out.push({
+          pid: buf.readUInt32LE(o),
+          timestampUs: Number(buf.readBigUInt64LE(o + 8)),
+          smUtilPercent: buf.readUInt32LE(o + 16),
+          memUtilPercent: buf.readUInt32LE(o + 20),
+          encUtilPercent: buf.readUInt32LE(o + 24),
+          decUtilPercent: buf.readUInt32LE(o + 28),
+        });
+      }
+      return out;
+    }
+    throw new NvmlError(name, NVML_ERROR_INSUFFICIENT_SIZE, 'sample list kept growing between calls');
   }
 
   migMode(device: Device): { current: number; pending: number } {

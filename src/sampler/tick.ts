@@ -5,11 +5,17 @@ import type { NvmlBinding } from '../native/nvml-binding.js';
 import { NvmlError } from '../native/nvml-return.js';
 import type { CollectorReport, GpuSample, LostGpu, NodeSample } from '../sample.js';
 
-interface CachedIdentity {
+interface Identity {
   uuid: string;
   name: string;
   pciBusId: string;
   minor: number;
+}
+
+/** What the Ticker remembers per GPU index: its identity and the collectors' state bag. */
+interface CachedGpu {
+  id: Identity;
+  state: Map<string, unknown>;
 }
 
 function message(err: unknown): string {
@@ -21,7 +27,7 @@ function message(err: unknown): string {
  * every failure is contained: a failing collector or GPU only removes its own values.
  */
 export class Ticker {
-  private readonly identities = new Map<number, CachedIdentity>();
+  private readonly identities = new Map<number, CachedGpu>();
   private driverVersion = '';
 
   constructor(
@@ -49,11 +55,11 @@ export class Ticker {
       for (let index = 0; index < count; index++) {
         try {
           const device = this.nvml.deviceByIndex(index);
-          const id = this.identity(index, device);
-          const sample: GpuSample = { index, ...id, values: {}, mig: [] };
-          targets.push({ device, sample, migDevices: [] });
+          const { id, state } = this.identity(index, device);
+          const sample: GpuSample = { index, ...id, values: {}, mig: [], processes: [] };
+          targets.push({ device, sample, migDevices: [], state });
         } catch (err) {
-          lostGpus.push({ index, uuid: this.identities.get(index)?.uuid, error: message(err) });
+          lostGpus.push({ index, uuid: this.identities.get(index)?.id.uuid, error: message(err) });
         }
       }
       for (const cached of this.identities.keys()) if (cached >= count) this.identities.delete(cached);
@@ -101,18 +107,24 @@ export class Ticker {
     };
   }
 
-  /** Identity is re-read only when the UUID at an index changes (GPU swapped or re-enumerated). */
-  private identity(index: number, device: unknown): CachedIdentity {
+  /**
+   * Identity is re-read only when the UUID at an index changes (GPU swapped or re-enumerated);
+   * the collectors' state bag starts afresh with it and goes when the index does.
+   */
+  private identity(index: number, device: unknown): CachedGpu {
     const uuid = this.nvml.uuid(device);
     const cached = this.identities.get(index);
-    if (cached && cached.uuid === uuid) return cached;
-    const id: CachedIdentity = {
-      uuid,
-      name: this.nvml.name(device),
-      pciBusId: this.nvml.pciInfo(device).busId,
-      minor: this.nvml.minorNumber(device),
+    if (cached && cached.id.uuid === uuid) return cached;
+    const entry: CachedGpu = {
+      id: {
+        uuid,
+        name: this.nvml.name(device),
+        pciBusId: this.nvml.pciInfo(device).busId,
+        minor: this.nvml.minorNumber(device),
+      },
+      state: new Map(),
     };
-    this.identities.set(index, id);
-    return id;
+    this.identities.set(index, entry);
+    return entry;
   }
 }

@@ -9,7 +9,10 @@ export interface LogRecord {
   [k: string]: unknown;
 }
 
-/** An Exporter in this process (its NVML worker is a real thread) with logs captured. */
+/**
+ * An Exporter in this process (its NVML worker is a real thread) with logs captured. No
+ * kubelet and an empty /proc unless a test asks: the simulated pids must not meet real ones.
+ */
 export async function startInProcess(overrides: Partial<Config>): Promise<{ exporter: Exporter; url: string; logs: LogRecord[] }> {
   const logs: LogRecord[] = [];
   const sink = new Writable({
@@ -18,7 +21,7 @@ export async function startInProcess(overrides: Partial<Config>): Promise<{ expo
       cb();
     },
   });
-  const config: Config = { ...defaultConfig(), listenHost: '127.0.0.1', listenPort: 0, sampleIntervalMs: 100, nodeName: 'test-node', ...overrides };
+  const config: Config = { ...defaultConfig(), listenHost: '127.0.0.1', listenPort: 0, sampleIntervalMs: 100, nodeName: 'test-node', kubeletSocket: '', procfsPath: '/nonexistent-proc', ...overrides };
   const exporter = new Exporter({ config, logger: pino({ level: 'debug' }, sink) });
   const addr = await exporter.start();
   return { exporter, url: `http://127.0.0.1:${addr.port}`, logs };

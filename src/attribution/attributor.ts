@@ -1,0 +1,144 @@
+import type { GpuSample, NodeSample, ProcessSample } from '../sample.js';
+import type { ContainerUsage, DeviceHolder, PodIdentity, SampleAttribution } from './attribution.js';
+import type { DeviceClaim, DeviceMap } from './device-map.js';
+
+/** Who runs a host pid, as the process-owner resolver answers. */
+export type ProcessOwnerAnswer =
+  | { kind: 'pod'; podUid: string; containerId?: string; namespace?: string; pod?: string; container?: string }
+  | { kind: 'host' }
+  | { kind: 'unknown'; reason: string };
+
+export interface ProcessOwners {
+  ownerOf(pid: number): ProcessOwnerAnswer;
+  retain(livePids: Iterable<number>): void;
+}
+
+export interface PodMetadataLookup {
+  metadataOf(namespace: string, pod: string): { uid: string; labels: Readonly<Record<string, string>> } | undefined;
+  /** Prometheus label name of a pod label key. */
+  labelName(key: string): string;
+}
+
+export interface AttributorSources {
+  /** The kubelet's current device map. */
+  deviceMap(): DeviceMap;
+  processOwners?: ProcessOwners;
+  podMetadata?: PodMetadataLookup;
+}
+
+const MIG_SLICES = /(?:^|\.)(?:(\d+)c\.)?(\d+)g\./;
+
+/**
+ * Share of the GPU a MIG instance gets: its compute slices over the GPU's slice count
+ * (the maximum number of MIG devices, 7 on A100/H100, 4 on A30). "1g.10gb" on an H100 is
+ * 1/7; a compute instance "1c.3g.40gb" is 1/7 too.
+ */
+export function migShare(profile: string, maxSlices: number | undefined): number | undefined {
+  const m = MIG_SLICES.exec(`${profile}.`);
+  if (!m || !maxSlices) return undefined;
+  const slices = Number(m[1] ?? m[2]);
+  return slices > 0 && slices <= maxSlices ? slices / maxSlices : undefined;
+}
+
+interface DeviceInfo {
+  isMig: boolean;
+  profile?: string;
+  maxSlices?: number;
+}
+
+function claimShare(claim: DeviceClaim, device: DeviceInfo): number | undefined {
+  if (claim.replica !== undefined) return claim.replicas ? 1 / claim.replicas : undefined;
+  if (device.isMig) return migShare(device.profile ?? '', device.maxSlices);
+  return 1;
+}
+
+/**
+ * The attribution stage: joins a sample with the kubelet's device map (who holds which
+ * device), the process owners (whose processes use it) and, when enabled, pod metadata.
+ */
+export class Attributor {
+  constructor(private readonly sources: AttributorSources) {}
+
+  attribute(sample: NodeSample): SampleAttribution {
+    const map = this.sources.deviceMap();
+    const devices = new Map<string, DeviceInfo>();
+    for (const gpu of sample.gpus) {
+      devices.set(gpu.uuid, { isMig: false });
+      for (const mig of gpu.mig) devices.set(mig.uuid, { isMig: true, profile: mig.profile, maxSlices: gpu.maxMigDevices });
+    }
+    const holders = new Map<string, DeviceHolder[]>();
+    for (const [uuid, claims] of map.claims) {
+      const device = devices.get(uuid);
+      if (!device) continue; // a device of another node or one not answering: nothing to label
+      holders.set(
+        uuid,
+        claims.map((c) => {
+          const h: DeviceHolder = this.withMetadata({ namespace: c.namespace, pod: c.pod, container: c.container });
+          if (c.replica !== undefined) h.vgpu = String(c.replica);
+          const share = claimShare(c, device);
+          if (share !== undefined) h.share = share;
+          return h;
+        }),
+      );
+    }
+    const usage = this.sources.processOwners ? this.usage(sample, this.sources.processOwners) : [];
+    return { holdersOf: (uuid) => holders.get(uuid) ?? [], usage };
+  }
+
+  private withMetadata<T extends PodIdentity>(id: T): T {
+    const meta = this.sources.podMetadata;
+    if (!meta || !id.pod) return id;
+    const m = meta.metadataOf(id.namespace, id.pod);
+    if (!m) return id;
+    id.podUid = m.uid;
+    // keys that map to one label name (a.b, a_b) keep the first in key order: a series has each label once
+    const labels = new Map<string, string>();
+    for (const k of Object.keys(m.labels).sort()) {
+      const name = meta.labelName(k);
+      if (!labels.has(name)) labels.set(name, m.labels[k]!);
+    }
+    id.podLabels = [...labels].sort((a, b) => a[0].localeCompare(b[0]));
+    return id;
+  }
+
+  private usage(sample: NodeSample, owners: ProcessOwners): ContainerUsage[] {
+    const out = new Map<string, ContainerUsage>();
+    const live: number[] = [];
+    const add = (deviceUuid: string, p: ProcessSample, smUtil: number | undefined) => {
+      live.push(p.pid);
+      const owner = this.ownerIdentity(owners.ownerOf(p.pid));
+      const key = `${deviceUuid}\u0000${owner ? `${owner.namespace}\u0000${owner.pod}\u0000${owner.container}\u0000${owner.podUid ?? ''}` : ''}`;
+      let u = out.get(key);
+      if (!u) out.set(key, (u = { deviceUuid, owner, processes: 0 }));
+      u.processes++;
+      if (p.usedMemoryBytes !== undefined) u.usedMemoryBytes = (u.usedMemoryBytes ?? 0) + p.usedMemoryBytes;
+      if (smUtil !== undefined) u.smUtilPercent = (u.smUtilPercent ?? 0) + smUtil;
+    };
+    for (const gpu of sample.gpus) {
+      const util = utilByPid(gpu);
+      for (const p of gpu.processes ?? []) add(gpu.uuid, p, util?.get(p.pid) ?? (util ? 0 : undefined));
+      for (const mig of gpu.mig) for (const p of mig.processes ?? []) add(mig.uuid, p, undefined);
+    }
+    owners.retain(live);
+    return [...out.values()];
+  }
+
+  private ownerIdentity(answer: ProcessOwnerAnswer): PodIdentity | undefined {
+    if (answer.kind !== 'pod') return undefined;
+    const id: PodIdentity = { namespace: answer.namespace ?? '', pod: answer.pod ?? '', container: answer.container ?? '', podUid: answer.podUid };
+    const withMeta = this.withMetadata(id);
+    withMeta.podUid = answer.podUid; // the cgroup's UID is authoritative for a running process
+    return withMeta;
+  }
+}
+
+/**
+ * SM utilization per pid from the samples of this tick; undefined when the GPU gave none
+ * (not supported, MIG), so that "no data" is not reported as 0 %.
+ */
+function utilByPid(gpu: GpuSample): Map<number, number> | undefined {
+  if (!gpu.processUtilization) return undefined;
+  const m = new Map<number, number>();
+  for (const s of gpu.processUtilization) m.set(s.pid, s.smUtilPercent);
+  return m;
+}

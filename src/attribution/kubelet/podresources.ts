@@ -1,0 +1,142 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+/** The messages the exporter reads, as @grpc/proto-loader decodes them (camelCase fields). */
+export interface ContainerDevices {
+  resourceName: string;
+  deviceIds: string[];
+}
+export interface ContainerResources {
+  name: string;
+  devices: ContainerDevices[];
+}
+export interface PodResources {
+  name: string;
+  namespace: string;
+  containers: ContainerResources[];
+}
+export interface ListPodResourcesResponse {
+  podResources: PodResources[];
+}
+export interface AllocatableResourcesResponse {
+  devices: ContainerDevices[];
+}
+
+export const PROTO_FILE = 'podresources-v1.proto';
+/** The kubelet's own limit is generous; pods with many devices make large responses. */
+export const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
+
+/** proto/ beside package.json, found from src/ or dist/src/. */
+export function protoPath(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = path.join(dir, 'proto', PROTO_FILE);
+    if (existsSync(candidate)) return candidate;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`cannot find proto/${PROTO_FILE} above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+const LOAD_OPTIONS: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, arrays: true };
+
+let definition: grpc.ServiceDefinition | undefined;
+/** The v1.PodResourcesLister service definition, loaded once from the .proto file. */
+export function podResourcesService(): grpc.ServiceDefinition {
+  if (!definition) {
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath(), LOAD_OPTIONS));
+    const v1 = pkg.v1 as grpc.GrpcObject;
+    definition = (v1.PodResourcesLister as grpc.ServiceClientConstructor).service;
+  }
+  return definition;
+}
+
+type Unary<Res> = (req: object, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
+interface PodResourcesStub extends grpc.Client {
+  List: Unary<ListPodResourcesResponse>;
+  GetAllocatableResources: Unary<AllocatableResourcesResponse>;
+}
+
+type Invoke<Res> = (stub: PodResourcesStub, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void;
+
+/** A failed kubelet call, with the gRPC status name when there is one. */
+export class KubeletCallError extends Error {
+  constructor(
+    readonly call: string,
+    readonly status: string,
+    detail: string,
+  ) {
+    super(`kubelet ${call}: ${status}: ${detail}`);
+    this.name = 'KubeletCallError';
+  }
+}
+
+/**
+ * A client of the kubelet's PodResources API on its unix socket. Every call has a deadline.
+ * After a failed call the channel is dropped and the next call dials again, so a kubelet
+ * restart (a new socket at the same path) is picked up at the next call.
+ */
+export class PodResourcesClient {
+  private stub: PodResourcesStub | undefined;
+
+  constructor(
+    readonly socketPath: string,
+    private readonly deadlineMs: number,
+  ) {}
+
+  list(): Promise<ListPodResourcesResponse> {
+    return this.call('List', (stub, opts, cb) => stub.List({}, opts, cb));
+  }
+
+  allocatable(): Promise<AllocatableResourcesResponse> {
+    return this.call('GetAllocatableResources', (stub, opts, cb) => stub.GetAllocatableResources({}, opts, cb));
+  }
+
+  close(): void {
+    this.stub?.close();
+    this.stub = undefined;
+  }
+
+  private connect(): PodResourcesStub {
+    if (!this.stub) {
+      const Ctor = grpc.makeGenericClientConstructor(podResourcesService(), 'PodResourcesLister');
+      this.stub = new Ctor(`unix://${path.resolve(this.socketPath)}`, grpc.credentials.createInsecure(), {
+        'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+        'grpc.enable_retries': 0,
+      }) as unknown as PodResourcesStub;
+    }
+    return this.stub;
+  }
+
+  private call<Res>(name: string, invoke: Invoke<Res>): Promise<Res> {
+    const reused = this.stub !== undefined;
+    return this.attempt(name, invoke).catch((err: unknown) => {
+      // A channel dialled before a kubelet restart fails once with UNAVAILABLE: dial again.
+      if (reused && err instanceof KubeletCallError && err.status === 'UNAVAILABLE') return this.attempt(name, invoke);
+      throw err;
+    });
+  }
+
+  private attempt<Res>(name: string, invoke: Invoke<Res>): Promise<Res> {
+    let stub: PodResourcesStub;
+    try {
+      stub = this.connect();
+    } catch (err) {
+      return Promise.reject(new KubeletCallError(name, 'CLIENT', (err as Error).message));
+    }
+    return new Promise<Res>((resolve, reject) => {
+      invoke(stub, { deadline: Date.now() + this.deadlineMs }, (err, res) => {
+        if (err || !res) {
+          this.close();
+          const status = err ? (grpc.status[err.code] ?? String(err.code)) : 'EMPTY';
+          reject(new KubeletCallError(name, status, err?.details || err?.message || 'no response'));
+          return;
+        }
+        resolve(res);
+      });
+    });
+  }
+}

@@ -1,0 +1,90 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { podResourcesService, type AllocatableResourcesResponse, type ListPodResourcesResponse } from '../attribution/kubelet/podresources.js';
+
+export interface FakeKubeletResponses {
+  list: ListPodResourcesResponse;
+  allocatable: AllocatableResourcesResponse;
+}
+
+/**
+ * A real gRPC server speaking the kubelet's PodResources API on a unix socket, serving
+ * whatever responses it is given. Tests and `npm run demo` use it; tests can also make List
+ * hang, make a call fail, or restart it on the same socket path (a kubelet restart).
+ */
+export class FakeKubelet {
+  private server: grpc.Server | undefined;
+  private responses: FakeKubeletResponses;
+  /** Milliseconds List waits before answering (longer than the client's deadline = a hang). */
+  listDelayMs = 0;
+  /** A gRPC status code List fails with, when set. */
+  listFailure: grpc.status | undefined;
+  /** A gRPC status code GetAllocatableResources fails with, when set (e.g. UNIMPLEMENTED). */
+  allocatableFailure: grpc.status | undefined;
+  readonly calls = { list: 0, allocatable: 0 };
+  private readonly pending = new Set<NodeJS.Timeout>();
+
+  private constructor(
+    readonly socketPath: string,
+    responses: FakeKubeletResponses,
+  ) {
+    this.responses = responses;
+  }
+
+  static async start(socketPath: string, responses: FakeKubeletResponses): Promise<FakeKubelet> {
+    const k = new FakeKubelet(socketPath, responses);
+    await k.listen();
+    return k;
+  }
+
+  setResponses(responses: FakeKubeletResponses): void {
+    this.responses = responses;
+  }
+
+  async listen(): Promise<void> {
+    if (this.server) return;
+    mkdirSync(path.dirname(this.socketPath), { recursive: true });
+    rmSync(this.socketPath, { force: true });
+    const server = new grpc.Server();
+    server.addService(podResourcesService(), {
+      List: (_call: grpc.ServerUnaryCall<object, ListPodResourcesResponse>, cb: grpc.sendUnaryData<ListPodResourcesResponse>) => {
+        this.calls.list++;
+        const answer = () => (this.listFailure !== undefined ? cb({ code: this.listFailure, details: 'fake kubelet failure' }) : cb(null, this.responses.list));
+        if (this.listDelayMs <= 0) return answer();
+        const t = setTimeout(() => {
+          this.pending.delete(t);
+          answer();
+        }, this.listDelayMs);
+        this.pending.add(t);
+      },
+      GetAllocatableResources: (_call: grpc.ServerUnaryCall<object, AllocatableResourcesResponse>, cb: grpc.sendUnaryData<AllocatableResourcesResponse>) => {
+        this.calls.allocatable++;
+        if (this.allocatableFailure !== undefined) cb({ code: this.allocatableFailure, details: 'fake kubelet failure' });
+        else cb(null, this.responses.allocatable);
+      },
+      Get: (_call: grpc.ServerUnaryCall<object, object>, cb: grpc.sendUnaryData<object>) => cb({ code: grpc.status.UNIMPLEMENTED, details: 'not served by the fake kubelet' }),
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.bindAsync(`unix://${path.resolve(this.socketPath)}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+    });
+    this.server = server;
+  }
+
+  /** Stops serving and removes the socket (a kubelet that is down). */
+  close(): Promise<void> {
+    for (const t of this.pending) clearTimeout(t);
+    this.pending.clear();
+    const server = this.server;
+    this.server = undefined;
+    server?.forceShutdown(); // cancels calls in flight, as a dying kubelet would
+    rmSync(this.socketPath, { force: true });
+    return Promise.resolve();
+  }
+
+  /** A kubelet restart: the socket goes away and a new one appears at the same path. */
+  async restart(): Promise<void> {
+    await this.close();
+    await this.listen();
+  }
+}
