@@ -1,3 +1,4 @@
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { escapeLabelValue, formatValue, labelString, renderFamilies } from '../src/metrics/exposition.js';
 
@@ -54,5 +55,32 @@ describe('unit conversion', () => {
     };
     const fams = buildGpuFamilies(sample, { scheme: 'dcgm', hostname: 'h', attribution: NO_ATTRIBUTION });
     expect(fams.find((f) => f.name === 'DCGM_FI_DEV_POWER_USAGE')!.series[0]!.value).toBe(75.198);
+  });
+});
+
+describe('scrape cache', () => {
+  const many = (n: number) => [{ name: 'm', type: 'gauge' as const, help: 'h', series: Array.from({ length: n }, (_, i) => ({ labels: `i="${i}"`, value: i })) }, { name: 'c_total', type: 'counter' as const, help: 'h', series: [{ labels: '', value: 1 }] }];
+
+  it('renders a large sample in slices, letting the event loop run in between', async () => {
+    const { ScrapeCache } = await import('../src/metrics/scrape-cache.js');
+    const cache = new ScrapeCache(false);
+    let ranDuringRender = false;
+    const done = cache.update(many(3000));
+    setImmediate(() => (ranDuringRender = true));
+    await done;
+    expect(ranDuringRender).toBe(true);
+    expect(cache.body('text', false).toString().split('\n').filter((l) => l.startsWith('m{'))).toHaveLength(3000);
+  });
+
+  it('renders OpenMetrics from the first scrape that asks for it, then with every sample', async () => {
+    const { ScrapeCache } = await import('../src/metrics/scrape-cache.js');
+    const cache = new ScrapeCache(false);
+    await cache.update(many(1));
+    const om = cache.body('openmetrics', false).toString();
+    expect(om).toContain('# TYPE c counter\nc_total 1\n');
+    expect(om.endsWith('# EOF\n')).toBe(true);
+    await cache.update(many(2));
+    expect(cache.body('openmetrics', false).toString()).toContain('m{i="1"} 1');
+    expect(gunzipSync(cache.body('openmetrics', true)).toString()).toBe(cache.body('openmetrics', false).toString());
   });
 });

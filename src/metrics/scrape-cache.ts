@@ -1,15 +1,48 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { renderFamilies, type ExpositionFormat, type RenderFamily } from './exposition.js';
 import { ProcessMetrics } from './process-metrics.js';
 
+/** Series rendered between two turns of the event loop, so a large node never stalls scrapes. */
+const SERIES_PER_SLICE = 2000;
+
+const FORMATS: readonly ExpositionFormat[] = ['text', 'openmetrics'];
+
+function finish(format: ExpositionFormat, body: string): Buffer {
+  return Buffer.from(format === 'openmetrics' ? `${body}# EOF\n` : body);
+}
+
+/** Renders in slices, letting requests in between; scrapes meanwhile get the previous bytes. */
+async function renderInSlices(families: readonly RenderFamily[], format: ExpositionFormat): Promise<Buffer> {
+  const parts: string[] = [];
+  let slice: RenderFamily[] = [];
+  let series = 0;
+  for (const f of families) {
+    slice.push(f);
+    series += f.series.length;
+    if (series >= SERIES_PER_SLICE) {
+      parts.push(renderFamilies(slice, format));
+      slice = [];
+      series = 0;
+      await yieldToEventLoop();
+    }
+  }
+  parts.push(renderFamilies(slice, format));
+  return finish(format, parts.join(''));
+}
+
 /**
- * The bytes /metrics serves, rendered once per sample (not per scrape). Process metrics are
- * collected with each render. Gzip is computed on the
- * first request that asks for it and kept until the next render.
+ * The bytes /metrics serves, rendered once per sample (not per scrape), in the formats
+ * scrapers ask for (text until an OpenMetrics scrape comes). Process metrics are collected
+ * with each render. Gzip is computed on the first request that asks for it and kept until
+ * the next render.
  */
 export class ScrapeCache {
   private readonly processMetrics: ProcessMetrics | undefined;
-  private bodies: Record<ExpositionFormat, Buffer> = { text: Buffer.alloc(0), openmetrics: Buffer.from('# EOF\n') };
+  private bodies: Partial<Record<ExpositionFormat, Buffer>> = { text: Buffer.alloc(0), openmetrics: Buffer.from('# EOF\n') };
+  /** The families of the last render, for a format asked for the first time. */
+  private families: readonly RenderFamily[] = [];
+  private readonly wanted = new Set<ExpositionFormat>(['text']);
   private gzipped: Partial<Record<ExpositionFormat, Buffer>> = {};
   private rendering: Promise<void> = Promise.resolve();
 
@@ -25,18 +58,25 @@ export class ScrapeCache {
 
   private async render(families: readonly RenderFamily[]): Promise<void> {
     const all = this.processMetrics ? [...families, ...(await this.processMetrics.families())] : families;
-    this.bodies = {
-      text: Buffer.from(renderFamilies(all, 'text')),
-      openmetrics: Buffer.from(renderFamilies(all, 'openmetrics') + '# EOF\n'),
-    };
+    const bodies: Partial<Record<ExpositionFormat, Buffer>> = {};
+    for (const format of FORMATS) if (this.wanted.has(format)) bodies[format] = await renderInSlices(all, format);
+    this.families = all;
+    this.bodies = bodies;
     this.gzipped = {};
   }
 
   body(format: ExpositionFormat, gzip: boolean): Buffer {
-    if (!gzip) return this.bodies[format];
+    let plain = this.bodies[format];
+    if (!plain) {
+      // first scrape in this format: render it now, and with every sample from now on
+      this.wanted.add(format);
+      plain = finish(format, renderFamilies(this.families, format));
+      this.bodies[format] = plain;
+    }
+    if (!gzip) return plain;
     let z = this.gzipped[format];
     if (!z) {
-      z = gzipSync(this.bodies[format], { level: 6 });
+      z = gzipSync(plain, { level: 6 });
       this.gzipped[format] = z;
     }
     return z;
