@@ -5,8 +5,60 @@
 export const ClockType = { GRAPHICS: 0, SM: 1, MEM: 2, VIDEO: 3 } as const;
 export const PcieCounter = { TX: 0, RX: 1 } as const;
 export const FieldId = {
+  ECC_SBE_VOLATILE_TOTAL: 3,
+  ECC_DBE_VOLATILE_TOTAL: 4,
+  ECC_SBE_AGGREGATE_TOTAL: 5,
+  ECC_DBE_AGGREGATE_TOTAL: 6,
+  RETIRED_PAGES_SBE: 29,
+  RETIRED_PAGES_DBE: 30,
+  RETIRED_PAGES_PENDING: 31,
+  NVLINK_CRC_FLIT_ERRORS_TOTAL: 38,
+  NVLINK_CRC_DATA_ERRORS_TOTAL: 45,
+  NVLINK_REPLAY_ERRORS_TOTAL: 52,
+  NVLINK_RECOVERY_ERRORS_TOTAL: 59,
   MEMORY_TEMP: 82,
   TOTAL_ENERGY: 83,
+  NVLINK_LINK_COUNT: 91,
+  PCIE_REPLAY_COUNTER: 94,
+  /** KiB; scopeId 0xFFFFFFFF = the sum over links. */
+  NVLINK_THROUGHPUT_DATA_TX: 138,
+  NVLINK_THROUGHPUT_DATA_RX: 139,
+  REMAPPED_ROWS_CORRECTABLE: 142,
+  REMAPPED_ROWS_UNCORRECTABLE: 143,
+  REMAPPED_ROWS_PENDING: 144,
+  REMAPPED_ROWS_FAILURE: 145,
   POWER_AVERAGE: 185,
   POWER_INSTANT: 186,
+} as const;
+
+/** nvmlDeviceGetTotalEccErrors arguments. */
+export const EccErrorType = { CORRECTED: 0, UNCORRECTED: 1 } as const;
+export const EccCounterType = { VOLATILE: 0, AGGREGATE: 1 } as const;
+
+/** nvmlDeviceGetViolationStatus policy (nvmlPerfPolicyType_t). */
+export const PerfPolicy = { POWER: 0, THERMAL: 1 } as const;
+
+/** Event type bits (nvmlDeviceRegisterEvents / nvmlEventData_t.eventType). */
+export const EventType = {
+  SINGLE_BIT_ECC: 0x1n,
+  DOUBLE_BIT_ECC: 0x2n,
+  PSTATE: 0x4n,
+  XID_CRITICAL: 0x8n,
+  CLOCK: 0x10n,
+  MIG_CONFIG_CHANGE: 0x100n,
+  GPU_UNAVAILABLE: 0x4000n,
+  GPU_RECOVERY_ACTION: 0x8000n,
+} as const;
+
+/** Clock event (throttle) reason bits (nvmlDeviceGetCurrentClocksEventReasons). */
+export const ClocksEventReason = {
+  GPU_IDLE: 0x1,
+  APPLICATIONS_CLOCKS_SETTING: 0x2,
+  SW_POWER_CAP: 0x4,
+  HW_SLOWDOWN: 0x8,
+  SYNC_BOOST: 0x10,
+  SW_THERMAL_SLOWDOWN: 0x20,
+  HW_THERMAL_SLOWDOWN: 0x40,
+  HW_POWER_BRAKE_SLOWDOWN: 0x80,
+  DISPLAY_CLOCK_SETTING: 0x100,
 } as const;
