@@ -1,6 +1,6 @@
 import { COLLECTORS } from '../src/collectors/index.js';
 import { collectorEnv, FLAGS } from '../src/config/flags.js';
-import { EXPORTER_FAMILIES, familyName, GPU_FAMILIES, INFO_FAMILIES, POD_FAMILIES } from '../src/metrics/families.js';
+import { EVENT_FAMILIES, EXPORTER_FAMILIES, familyName, GPU_FAMILIES, INFO_FAMILIES, POD_FAMILIES } from '../src/metrics/families.js';
 
 /** README tables generated from the family and flag tables; a test fails when README drifts. */
 export function metricsTable(): string {
@@ -13,6 +13,12 @@ export function metricsTable(): string {
   }
   rows.push(`| \`${INFO_FAMILIES.gpu.name}\` | \`${INFO_FAMILIES.gpu.name}\` | gauge | 1 | GPU | (always) | ${INFO_FAMILIES.gpu.help} |`);
   rows.push(`| \`${INFO_FAMILIES.mig.name}\` | \`${INFO_FAMILIES.mig.name}\` | gauge | 1 | MIG instance | mig | ${INFO_FAMILIES.mig.help} |`);
+  const { lastXid, ...events } = EVENT_FAMILIES;
+  rows.push(`| \`${lastXid.dcgm.name}\` | \`${lastXid.prometheus.name}\` | gauge | Xid | GPU | (events) | ${lastXid.dcgm.help}. |`);
+  for (const f of Object.values(events)) {
+    const labels = f.labels.length ? ` Labels: ${f.labels.join(', ')}.` : '';
+    rows.push(`| \`${f.name}\` | \`${f.name}\` | ${f.type} | - | GPU | ${f.name === 'gpu_answering' ? '(always)' : '(events)'} | ${f.help}.${labels} |`);
+  }
   for (const f of Object.values(POD_FAMILIES)) {
     const from = f.source === 'kubelet' ? '(kubelet)' : 'processes';
     rows.push(`| \`${f.name}\` | \`${f.name}\` | ${f.type} | ${f.unit} | container and device | ${from} | ${f.help}. |`);

@@ -11,6 +11,13 @@ import { createRequestHandler, type ServedState } from './http/server.js';
 import { buildExporterFamilies } from './metrics/exporter-series.js';
 import { buildGpuFamilies } from './metrics/gpu-series.js';
 import { buildPodFamilies } from './metrics/pod-series.js';
+import { buildHealthFamilies } from './metrics/health-series.js';
+import { EventTally } from './events/event-tally.js';
+import { EventWatcher } from './events/event-watcher.js';
+import type { GpuEvent } from './events/protocol.js';
+import { xidMessage } from './events/xid.js';
+import { SeenGpus } from './health/seen-gpus.js';
+import { EventType } from './native/nvml-constants.js';
 import { ScrapeCache } from './metrics/scrape-cache.js';
 import type { NodeSample } from './sample.js';
 import { Sampler } from './sampler/sampler.js';
@@ -22,6 +29,9 @@ export interface ExporterOptions {
   /** Who runs a host pid; built from --path.procfs and --path.pod-logs when left out. */
   processOwners?: ProcessOwners;
 }
+
+/** Longest single NVML event wait: shutdown waits at most this long for the event thread. */
+const EVENT_WAIT_MS = 1000;
 
 /** Device ids in the kubelet's map that name no device of this sample, plus ids that are not device ids. */
 function unknownDeviceIds(map: DeviceMap, sample: NodeSample | undefined): number {
@@ -45,6 +55,10 @@ export class Exporter {
   readonly cache = new ScrapeCache();
   private server: Server | undefined;
   readonly deviceMaps: DeviceMapSource | undefined;
+  readonly events: EventWatcher | undefined;
+  readonly tally = new EventTally();
+  private readonly seen: SeenGpus;
+  private readonly lastLoggedXid = new Map<string, number>();
   private readonly attributor: Attributor;
   private podMetadata: (PodMetadataLookup & { readonly synced: boolean; stop(): Promise<void> }) | undefined;
 
@@ -53,6 +67,11 @@ export class Exporter {
     this.deviceMaps = config.kubeletSocket
       ? new DeviceMapSource({ socketPath: config.kubeletSocket, refreshMs: config.kubeletRefreshMs, deadlineMs: config.kubeletTimeoutMs, logger })
       : undefined;
+    this.seen = new SeenGpus(logger);
+    this.events = config.nvmlEvents
+      ? new EventWatcher({ libraryPath: config.nvmlLibrary, driverRoot: config.driverRoot, waitMs: EVENT_WAIT_MS, logger })
+      : undefined;
+    this.events?.on('event', (e) => this.onEvent(e));
     this.attributor = new Attributor({
       deviceMap: () => this.deviceMaps?.map ?? EMPTY_DEVICE_MAP,
       processOwners:
@@ -74,7 +93,9 @@ export class Exporter {
   render(sample: NodeSample | undefined): Promise<void> {
     const { config } = this.opts;
     const attribution: SampleAttribution = sample ? this.attributor.attribute(sample) : NO_ATTRIBUTION;
+    if (sample) this.seen.observe(sample);
     const gpuFamilies = sample ? buildGpuFamilies(sample, { scheme: config.naming, hostname: config.nodeName, attribution }) : [];
+    const healthFamilies = sample ? buildHealthFamilies(sample, this.tally, this.seen, attribution, config.naming, config.nodeName) : [];
     const podFamilies = sample ? buildPodFamilies(sample, attribution, config.naming, config.nodeName) : [];
     const k = this.deviceMaps;
     const own = buildExporterFamilies(sample, {
@@ -84,8 +105,23 @@ export class Exporter {
       naming: config.naming,
       kubelet: k && { ...k.status, pods: k.map.pods, unknownDeviceIds: unknownDeviceIds(k.map, sample) },
       podMetadataSynced: config.podMetadata ? (this.podMetadata?.synced ?? false) : undefined,
+      eventWatch: this.events && { up: this.events.up, restarts: this.events.restarts },
     });
-    return this.cache.update([...gpuFamilies, ...podFamilies, ...own]);
+    return this.cache.update([...gpuFamilies, ...healthFamilies, ...podFamilies, ...own]);
+  }
+
+  /** Counts an event; logs an Xid once per GPU and code per minute (a storm is one line a minute). */
+  private onEvent(e: GpuEvent): void {
+    this.tally.record(e);
+    if (e.eventType !== Number(EventType.XID_CRITICAL)) {
+      this.opts.logger.warn({ uuid: e.uuid, eventType: e.eventType }, 'GPU health event');
+      return;
+    }
+    const key = `${e.uuid}/${e.data}`;
+    const last = this.lastLoggedXid.get(key);
+    if (last !== undefined && e.atMs - last < 60_000) return;
+    this.lastLoggedXid.set(key, e.atMs);
+    this.opts.logger.warn({ uuid: e.uuid, xid: e.data, description: xidMessage(e.data), gpuInstanceId: e.gpuInstanceId, computeInstanceId: e.computeInstanceId, total: this.tally.xidTotal(e.uuid) }, 'Xid error');
   }
 
   servedState(): ServedState {
@@ -105,6 +141,7 @@ export class Exporter {
     const { config, logger } = this.opts;
     await this.render(undefined);
     this.deviceMaps?.start();
+    this.events?.start();
     if (config.podMetadata) void this.startPodMetadata();
     this.sampler.start();
     const server = createServer(createRequestHandler(this.servedState()));
@@ -151,7 +188,7 @@ export class Exporter {
   async stop(): Promise<void> {
     const podMetadata = this.podMetadata;
     this.podMetadata = undefined;
-    await Promise.all([this.sampler.stop(), this.deviceMaps?.stop(), podMetadata?.stop()]);
+    await Promise.all([this.sampler.stop(), this.events?.stop(), this.deviceMaps?.stop(), podMetadata?.stop()]);
     const server = this.server;
     this.server = undefined;
     if (server) {

@@ -28,6 +28,8 @@ describe('ABI layout', () => {
       nvmlProcessInfo_t: 24,
       nvmlProcessUtilizationSample_t: 32,
       nvmlFieldValue_t: 40,
+      nvmlViolationTime_t: 16,
+      nvmlEventData_t: 32,
     });
   });
 });

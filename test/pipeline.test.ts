@@ -109,8 +109,12 @@ describe('faults', () => {
     expect(seriesOf(text, 'DCGM_FI_DEV_GPU_TEMP').map((s) => s.labels.gpu).sort()).toEqual(['0', '1', '2', '4', '5', '6', '7']);
     expect(seriesOf(text, 'kube_gpu_exporter_gpus')[0]!.value).toBe(7);
     expect(seriesOf(text, 'kube_gpu_exporter_gpus_not_answering')[0]!.value).toBe(1);
-    expect(text).not.toMatch(/gpu="3"/);
+    // only the health families keep the lost GPU: it answers 0, its event counters stay
+    const families = new Set(text.split('\n').filter((l) => l.includes('gpu="3"')).map((l) => l.slice(0, l.indexOf('{'))));
+    expect([...families].sort()).toEqual(['DCGM_FI_DEV_XID_ERRORS', 'gpu_answering', 'gpu_health_events_total', 'gpu_xid_events_total']);
+    expect(seriesOf(text, 'gpu_answering').find((s) => s.labels.gpu === '3')?.value).toBe(0);
     expect(logs.filter((l) => l.msg.startsWith('GPU not answering'))).toHaveLength(1);
+    expect(logs.filter((l) => l.msg.startsWith('GPU missing'))).toHaveLength(1);
   });
 
   it('a 3 s hang in NVML leaves /metrics answering in milliseconds from the last sample', async () => {

@@ -22,12 +22,15 @@
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
+/* helpers whose only callers may all be compiled out (-DKGE_OMIT_...) */
+#define MAYBE_UNUSED __attribute__((unused))
 
 typedef int nvmlReturn_t;
 enum {
   NVML_SUCCESS = 0, NVML_ERROR_UNINITIALIZED = 1, NVML_ERROR_INVALID_ARGUMENT = 2,
   NVML_ERROR_NOT_SUPPORTED = 3, NVML_ERROR_NOT_FOUND = 6, NVML_ERROR_INSUFFICIENT_SIZE = 7,
-  NVML_ERROR_DRIVER_NOT_LOADED = 9, NVML_ERROR_GPU_IS_LOST = 15,
+  NVML_ERROR_DRIVER_NOT_LOADED = 9, NVML_ERROR_TIMEOUT = 10, NVML_ERROR_GPU_IS_LOST = 15,
+  NVML_ERROR_MEMORY = 20, NVML_ERROR_INSUFFICIENT_RESOURCES = 23,
   NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25, NVML_ERROR_UNKNOWN = 999
 };
 
@@ -36,16 +39,20 @@ enum {
 #define MAX_PROCS 256
 #define MAX_RULES 128
 #define MAX_STEPS 32
+#define MAX_EVENTS 256                /* event lines per scenario */
+#define MAX_EVSETS 64                 /* event sets alive at once */
+#define EVENT_POLL_MS 5               /* how often a blocked nvmlEventSetWait_v2 looks again */
 #define NOT_MIG 0xFFFFFFFFu
 #define NVML_VALUE_NOT_AVAILABLE_ULL 0xFFFFFFFFFFFFFFFFull
 #define PROC_UTIL_DEPTH 120           /* samples per process the simulated driver keeps */
 #define PROC_UTIL_DEFAULT_PERIOD_MS 167
 
 /* ---- value specs -------------------------------------------------------------------- */
-typedef enum { V_UNSET = 0, V_CONST, V_WALK, V_STEPS, V_CYCLE } vkind_t;
+typedef enum { V_UNSET = 0, V_CONST, V_WALK, V_STEPS, V_CYCLE, V_LINEAR } vkind_t;
 typedef struct {
   vkind_t kind;
-  double c;                            /* V_CONST */
+  double c;                            /* V_CONST; V_LINEAR: the value at t = 0 */
+  double per_s;                        /* V_LINEAR: growth per second of scenario time */
   uint64_t seed; double min, max, step, period_ms; /* V_WALK */
   int nsteps; double at[MAX_STEPS], val[MAX_STEPS]; double cycle_ms; /* V_STEPS / V_CYCLE */
 } vspec_t;
@@ -58,7 +65,12 @@ typedef struct { int64_t n; double v; int valid; } walk_cache_t;
   X(util_gpu) X(util_mem) X(enc_util) X(dec_util) X(temp_gpu) X(temp_mem) X(power_mw) \
   X(power_limit_mw) X(energy_start_mj) X(clock_graphics) X(clock_sm) X(clock_mem) X(clock_video) \
   X(max_clock_graphics) X(max_clock_sm) X(max_clock_mem) X(max_clock_video) X(fan) X(pstate) \
-  X(pcie_tx_kbps) X(pcie_rx_kbps) X(clocks_event_reasons) X(mig_mode) X(proc_util_period_ms)
+  X(pcie_tx_kbps) X(pcie_rx_kbps) X(clocks_event_reasons) X(mig_mode) X(proc_util_period_ms) \
+  X(ecc_sbe_vol) X(ecc_dbe_vol) X(ecc_sbe_agg) X(ecc_dbe_agg) \
+  X(retired_sbe) X(retired_dbe) X(retired_pending) \
+  X(remap_correctable) X(remap_uncorrectable) X(remap_pending) X(remap_failure) \
+  X(pcie_replay) X(nvlink_links) X(nvlink_crc_flit) X(nvlink_crc_data) X(nvlink_replay) X(nvlink_recovery) \
+  X(nvlink_tx_kib) X(nvlink_rx_kib) X(violation_power_ns) X(violation_thermal_ns) X(events_supported)
 #define X_ENUM(k) K_##k,
 enum { GPU_NUM_KEYS(X_ENUM) K_COUNT };
 #define X_NAME(k) #k,
@@ -94,6 +106,14 @@ typedef struct {
   long value; double from_ms, until_ms;
 } rule_t;
 
+/* One `event` line: fires at scenario time `at` on GPU `gpu`. Everything but `line` is its identity,
+ * so a reload that keeps the line keeps the event (and what each event set already got of it). */
+typedef struct {
+  int gpu; unsigned long long type, data; double at; unsigned int gi, ci;
+  int dup;  /* how many identical lines come before this one (identical lines are distinct events) */
+  int line; /* order in the file: ties at the same time are delivered in file order */
+} event_cfg_t;
+
 typedef struct {
   char driver_version[80], nvml_version[80];
   int cuda_version, has_cuda;
@@ -103,6 +123,7 @@ typedef struct {
   int per_gpu_set[MAX_GPUS][K_COUNT]; /* a per-GPU line wins over gpu.* */
   proc_cfg_t proc[MAX_PROCS];
   rule_t rule[MAX_RULES]; int nrules;
+  event_cfg_t event[MAX_EVENTS]; int nevents;
 } state_t;
 
 /* ---- handles ------------------------------------------------------------------------ */
@@ -120,7 +141,7 @@ static double last_stat_ms;
 static double epoch_ms = -1;        /* first successful nvmlInit of the process */
 static walk_cache_t walk_cache[MAX_GPUS][K_COUNT];
 static walk_cache_t mig_walk_cache[MAX_GPUS][MAX_MIG][M_COUNT];
-static walk_cache_t proc_walk_cache[MAX_PROCS][P_COUNT];
+MAYBE_UNUSED static walk_cache_t proc_walk_cache[MAX_PROCS][P_COUNT];
 static long long epoch_realtime_us;  /* wall clock at epoch_ms: base of process utilization timestamps */
 static double energy_mj[MAX_GPUS]; static double energy_at_ms[MAX_GPUS]; static int energy_init[MAX_GPUS];
 static char last_reload_error[512];
@@ -184,6 +205,17 @@ static int parse_vspec(const char *raw, vspec_t *v, perr_t *e) {
   char buf[1024]; snprintf(buf, sizeof buf, "%s", raw);
   char *s = trim(buf);
   memset(v, 0, sizeof *v);
+  if (!strncmp(s, "linear(", 7)) {
+    size_t n = strlen(s);
+    if (s[n - 1] != ')') return fail(e, "missing ')' in '%s'", s);
+    s[n - 1] = 0;
+    char *args = s + 7, *comma = strchr(args, ',');
+    if (!comma || strchr(comma + 1, ',')) return fail(e, "linear() takes start,per_second");
+    *comma = 0;
+    if (parse_number(args, &v->c) || parse_number(comma + 1, &v->per_s)) return fail(e, "linear() takes start,per_second");
+    v->kind = V_LINEAR;
+    return 0;
+  }
   if (!strncmp(s, "walk(", 5) || !strncmp(s, "steps(", 6) || !strncmp(s, "cycle(", 6)) {
     size_t n = strlen(s);
     if (s[n - 1] != ')') return fail(e, "missing ')' in '%s'", s);
@@ -288,6 +320,50 @@ static int parse_rule(state_t *s, char *args, int is_latency, perr_t *e) {
   return 0;
 }
 
+static const struct { const char *name; unsigned long long bit; } event_type_names[] = {
+  { "sbe", 0x1 }, { "dbe", 0x2 }, { "pstate", 0x4 }, { "xid", 0x8 }, { "clock", 0x10 },
+  { "mig_config_change", 0x100 }, { "gpu_unavailable", 0x4000 }, { "gpu_recovery_action", 0x8000 },
+};
+
+static int parse_u64(const char *tok, unsigned long long *out) {
+  double v;
+  if (parse_number(tok, &v) || v < 0 || v != floor(v) || v > 18446744073709549568.0) return -1;
+  *out = (unsigned long long)v;
+  return 0;
+}
+
+/* event <gpu> <type> <data> <at_ms> [<gi> <ci>] */
+static int parse_event(state_t *s, char *args, int line, perr_t *e) {
+  char *tok[8]; int n = 0;
+  for (char *t = strtok(args, " \t"); t && n < 8; t = strtok(NULL, " \t")) tok[n++] = t;
+  if (n != 4 && n != 6) return fail(e, "event needs: <gpu> <type> <data> <at_ms> [<gi> <ci>]");
+  if (s->nevents >= MAX_EVENTS) return fail(e, "more than %d event lines", MAX_EVENTS);
+  event_cfg_t *ev = &s->event[s->nevents];
+  memset(ev, 0, sizeof *ev);
+  if (parse_index(tok[0], MAX_GPUS, &ev->gpu)) return fail(e, "bad GPU index '%s'", tok[0]);
+  ev->type = 0;
+  for (size_t i = 0; i < sizeof event_type_names / sizeof *event_type_names; i++)
+    if (!strcmp(tok[1], event_type_names[i].name)) ev->type = event_type_names[i].bit;
+  if (!ev->type && (parse_u64(tok[1], &ev->type) || !ev->type))
+    return fail(e, "bad event type '%s' (xid, sbe, dbe, gpu_unavailable, pstate, clock, mig_config_change, gpu_recovery_action or a bit)", tok[1]);
+  if (parse_u64(tok[2], &ev->data)) return fail(e, "bad event data '%s'", tok[2]);
+  if (parse_number(tok[3], &ev->at) || ev->at < 0) return fail(e, "bad event time '%s'", tok[3]);
+  ev->gi = ev->ci = NOT_MIG;
+  if (n == 6) {
+    unsigned long long gi, ci;
+    if (parse_u64(tok[4], &gi) || gi > 0xFFFFFFFFull) return fail(e, "bad GPU instance id '%s'", tok[4]);
+    if (parse_u64(tok[5], &ci) || ci > 0xFFFFFFFFull) return fail(e, "bad compute instance id '%s'", tok[5]);
+    ev->gi = (unsigned int)gi; ev->ci = (unsigned int)ci;
+  }
+  ev->line = line;
+  for (int i = 0; i < s->nevents; i++) {
+    const event_cfg_t *o = &s->event[i];
+    if (o->gpu == ev->gpu && o->type == ev->type && o->data == ev->data && o->at == ev->at && o->gi == ev->gi && o->ci == ev->ci) ev->dup++;
+  }
+  s->nevents++;
+  return 0;
+}
+
 static int parse_line(state_t *s, char *line, perr_t *e) {
   char *hash = strchr(line, '#');
   if (hash) *hash = 0;
@@ -302,6 +378,7 @@ static int parse_line(state_t *s, char *line, perr_t *e) {
   if (!*val) return fail(e, "'%s' needs a value", key);
 
   if (!strcmp(key, "fault")) return parse_rule(s, val, 0, e);
+  if (!strcmp(key, "event")) return parse_event(s, val, e->line, e);
   if (!strcmp(key, "latency")) return parse_rule(s, val, 1, e);
   if (!strcmp(key, "driver_version")) return set_str(s->driver_version, sizeof s->driver_version, val, e, key);
   if (!strcmp(key, "nvml_version")) return set_str(s->nvml_version, sizeof s->nvml_version, val, e, key);
@@ -368,6 +445,13 @@ static state_t *load_state(const char *path, perr_t *e) {
     if (!g->has_name) { fail(e, "gpu.%d.name is required", i); free(s); return NULL; }
     if (!g->has_pci) { fail(e, "gpu.%d.pci_bus_id is required", i); free(s); return NULL; }
   }
+  for (int i = 0; i < s->nevents; i++) {
+    if (s->event[i].gpu >= s->device_count) {
+      e->line = s->event[i].line;
+      fail(e, "event for GPU %d, but device_count is %d", s->event[i].gpu, s->device_count);
+      free(s); return NULL;
+    }
+  }
   return s;
 }
 
@@ -410,6 +494,7 @@ static double splitmix(uint64_t *x) {
 static double eval_at(const vspec_t *v, walk_cache_t *wc, double t) {
   switch (v->kind) {
   case V_CONST: return v->c;
+  case V_LINEAR: return v->c + v->per_s * t / 1000.0;
   case V_WALK: {
     int64_t n = (int64_t)(t / v->period_ms);
     if (!wc->valid || wc->n > n) { wc->valid = 1; wc->n = 0; wc->v = (v->min + v->max) / 2; }
@@ -460,6 +545,20 @@ static nvmlReturn_t begin(const char *fn, const handle_t *h, int need_handle) {
   return code;
 }
 
+/* The code of the first fault rule for a system call (GPU `*`) that is active now, or SUCCESS.
+ * Holds mu. For calls that keep running (a blocked event wait), so a window opening mid-call ends it. */
+MAYBE_UNUSED static nvmlReturn_t active_fault(const char *fn) {
+  double t = t_ms();
+  for (int i = 0; i < st->nrules; i++) {
+    const rule_t *r = &st->rule[i];
+    if (r->is_latency || r->gpu >= 0) continue;
+    if (strcmp(r->fn, "*") && strcmp(r->fn, fn)) continue;
+    if (t < r->from_ms || t >= r->until_ms) continue;
+    return (nvmlReturn_t)r->value;
+  }
+  return NVML_SUCCESS;
+}
+
 #define BEGIN(h) do { nvmlReturn_t _rc = begin(__func__, (const handle_t *)(h), 1); if (_rc) return _rc; } while (0)
 #define BEGIN_SYS() do { nvmlReturn_t _rc = begin(__func__, NULL, 0); if (_rc) return _rc; } while (0)
 #define LOCK() pthread_mutex_lock(&mu)
@@ -482,7 +581,7 @@ static nvmlReturn_t mig_num(int gpu, int slot, int key, double *out) {
   return NVML_SUCCESS;
 }
 
-static int mig_enabled(int gpu) {
+MAYBE_UNUSED static int mig_enabled(int gpu) {
   double m;
   return gpu_num(gpu, K_mig_mode, &m) == NVML_SUCCESS && m == 1;
 }
@@ -500,7 +599,27 @@ static nvmlReturn_t phys_uint(void *device, int key, unsigned int *out) {
   return rc;
 }
 
-static nvmlReturn_t copy_str(char *dst, unsigned int len, const char *src) {
+/* A scenario value as an unsigned counter (negative reads 0). */
+static unsigned long long u64_of(double v) {
+  if (!(v > 0)) return 0;
+  if (v >= 18446744073709551615.0) return ~0ull;
+  return (unsigned long long)v;
+}
+
+/* Physical-GPU-only counter: NOT_SUPPORTED on MIG handles. */
+MAYBE_UNUSED static nvmlReturn_t phys_u64(void *device, int key, unsigned long long *out) {
+  const handle_t *h = H(device);
+  if (!out) return NVML_ERROR_INVALID_ARGUMENT;
+  if (h->mig >= 0) return NVML_ERROR_NOT_SUPPORTED;
+  double v;
+  LOCK();
+  nvmlReturn_t rc = gpu_num(h->gpu, key, &v);
+  UNLOCK();
+  if (!rc) *out = u64_of(v);
+  return rc;
+}
+
+MAYBE_UNUSED static nvmlReturn_t copy_str(char *dst, unsigned int len, const char *src) {
   if (!dst) return NVML_ERROR_INVALID_ARGUMENT;
   if (strlen(src) + 1 > len) return NVML_ERROR_INSUFFICIENT_SIZE;
   memcpy(dst, src, strlen(src) + 1);
@@ -760,7 +879,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(void *device, nvmlUtilization_
 }
 #endif
 
-static nvmlReturn_t codec(void *device, int key, unsigned int *util, unsigned int *period) {
+MAYBE_UNUSED static nvmlReturn_t codec(void *device, int key, unsigned int *util, unsigned int *period) {
   if (!period) return NVML_ERROR_INVALID_ARGUMENT;
   nvmlReturn_t rc = phys_uint(device, key, util);
   if (!rc) *period = 167000;
@@ -782,7 +901,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetDecoderUtilization(void *device, unsigned int *
 #endif
 
 /* total, reserved, used for a GPU or MIG handle (bytes). Holds mu. */
-static nvmlReturn_t memory_of(const handle_t *h, double *total, double *reserved, double *used) {
+MAYBE_UNUSED static nvmlReturn_t memory_of(const handle_t *h, double *total, double *reserved, double *used) {
   *reserved = 0;
   if (h->mig >= 0) {
     if (mig_num(h->gpu, h->mig, M_mem_total, total)) return NVML_ERROR_NOT_SUPPORTED;
@@ -858,7 +977,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(void *device, unsigned int *
 #endif
 
 /* Energy integrates the current power over real elapsed time. Holds mu. */
-static nvmlReturn_t energy_of(int gpu, unsigned long long *mj) {
+MAYBE_UNUSED static nvmlReturn_t energy_of(int gpu, unsigned long long *mj) {
   double p, start = 0;
   if (gpu_num(gpu, K_power_mw, &p)) return NVML_ERROR_NOT_SUPPORTED;
   gpu_num(gpu, K_energy_start_mj, &start);
@@ -880,7 +999,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(void *device, unsigned l
 }
 #endif
 
-static int clock_key(int type, int max) {
+MAYBE_UNUSED static int clock_key(int type, int max) {
   switch (type) {
   case 0: return max ? K_max_clock_graphics : K_clock_graphics;
   case 1: return max ? K_max_clock_sm : K_clock_sm;
@@ -925,7 +1044,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetPerformanceState(void *device, int *p) {
 }
 #endif
 
-static nvmlReturn_t reasons(void *device, unsigned long long *r) {
+MAYBE_UNUSED static nvmlReturn_t reasons(void *device, unsigned long long *r) {
   if (!r) return NVML_ERROR_INVALID_ARGUMENT;
   unsigned int v;
   nvmlReturn_t rc = phys_uint(device, K_clocks_event_reasons, &v);
@@ -958,7 +1077,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetPcieThroughput(void *device, int counter, unsig
 typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned int gpuInstanceId, computeInstanceId; } nvmlProcessInfo_t;
 _Static_assert(sizeof(nvmlProcessInfo_t) == 24, "nvmlProcessInfo_t layout");
 
-static nvmlReturn_t processes(void *device, unsigned int *count, nvmlProcessInfo_t *infos) {
+MAYBE_UNUSED static nvmlReturn_t processes(void *device, unsigned int *count, nvmlProcessInfo_t *infos) {
   if (!count) return NVML_ERROR_INVALID_ARGUMENT;
   const handle_t *h = H(device);
   nvmlProcessInfo_t found[MAX_PROCS]; unsigned int n = 0;
@@ -1003,12 +1122,12 @@ typedef struct {
 } nvmlProcessUtilizationSample_t;
 _Static_assert(sizeof(nvmlProcessUtilizationSample_t) == 32, "nvmlProcessUtilizationSample_t layout");
 
-static int proc_has_util(const proc_cfg_t *p) {
+MAYBE_UNUSED static int proc_has_util(const proc_cfg_t *p) {
   for (int k = 0; k < P_COUNT; k++) if (p->util[k].kind != V_UNSET) return 1;
   return 0;
 }
 
-static unsigned int pct(double v) { return v <= 0 ? 0 : v >= 100 ? 100 : (unsigned int)v; }
+MAYBE_UNUSED static unsigned int pct(double v) { return v <= 0 ? 0 : v >= 100 ? 100 : (unsigned int)v; }
 
 /*
  * The simulated driver samples every process with a utilization key once per
@@ -1119,7 +1238,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(void *mig, void
 }
 #endif
 
-static nvmlReturn_t mig_id(void *device, int key, unsigned int *out) {
+MAYBE_UNUSED static nvmlReturn_t mig_id(void *device, int key, unsigned int *out) {
   if (!out) return NVML_ERROR_INVALID_ARGUMENT;
   const handle_t *h = H(device);
   if (h->mig < 0) return NVML_ERROR_INVALID_ARGUMENT;
@@ -1185,10 +1304,278 @@ EXPORT nvmlReturn_t nvmlDeviceGetFieldValues(void *device, int count, nvmlFieldV
     case 185: case 186: /* power average / instant */
       if (!gpu_num(h->gpu, K_power_mw, &v)) { f->valueType = 1; f->value.ui = (unsigned int)v; f->nvmlReturn = 0; }
       break;
+    case 3: case 4: case 5: case 6: /* ECC totals: SBE/DBE volatile, SBE/DBE aggregate */
+    case 38: case 45: case 52: case 59: /* NVLink CRC flit, CRC data, replay, recovery totals */
+    case 94: /* PCIe replay counter */ {
+      int k = f->fieldId == 3 ? K_ecc_sbe_vol : f->fieldId == 4 ? K_ecc_dbe_vol : f->fieldId == 5 ? K_ecc_sbe_agg
+            : f->fieldId == 6 ? K_ecc_dbe_agg : f->fieldId == 38 ? K_nvlink_crc_flit : f->fieldId == 45 ? K_nvlink_crc_data
+            : f->fieldId == 52 ? K_nvlink_replay : f->fieldId == 59 ? K_nvlink_recovery : K_pcie_replay;
+      if (!gpu_num(h->gpu, k, &v)) { f->valueType = 3; f->value.ull = u64_of(v); f->nvmlReturn = 0; }
+      break;
+    }
+    case 29: case 30: /* retired pages SBE / DBE (unsigned long) */
+      if (!gpu_num(h->gpu, f->fieldId == 29 ? K_retired_sbe : K_retired_dbe, &v)) { f->valueType = 2; f->value.ul = (unsigned long)u64_of(v); f->nvmlReturn = 0; }
+      break;
+    case 31: /* retired pages pending */
+      if (!gpu_num(h->gpu, K_retired_pending, &v)) { f->valueType = 1; f->value.ui = v != 0; f->nvmlReturn = 0; }
+      break;
+    case 91: /* NVLink link count */
+      if (!gpu_num(h->gpu, K_nvlink_links, &v)) { f->valueType = 1; f->value.ui = (unsigned int)u64_of(v); f->nvmlReturn = 0; }
+      break;
+    case 138: case 139: /* NVLink data throughput TX / RX, KiB: scopeId = link, 0xFFFFFFFF = all links */
+      if (!gpu_num(h->gpu, f->fieldId == 138 ? K_nvlink_tx_kib : K_nvlink_rx_kib, &v)) {
+        double links = 0;
+        if (f->scopeId != NOT_MIG) {
+          /* one link: an even share of the total */
+          if (gpu_num(h->gpu, K_nvlink_links, &links) || f->scopeId >= (unsigned int)links) { f->nvmlReturn = NVML_ERROR_INVALID_ARGUMENT; break; }
+          v = floor(u64_of(v) / links);
+        }
+        f->valueType = 3; f->value.ull = u64_of(v); f->nvmlReturn = 0;
+      }
+      break;
+    case 142: case 143: case 144: case 145: /* remapped rows: correctable, uncorrectable, pending, failure */
+      if (mig_enabled(h->gpu)) break;
+      if (!gpu_num(h->gpu, f->fieldId == 142 ? K_remap_correctable : f->fieldId == 143 ? K_remap_uncorrectable
+                         : f->fieldId == 144 ? K_remap_pending : K_remap_failure, &v)) {
+        f->valueType = 1; f->value.ui = (unsigned int)u64_of(v); f->nvmlReturn = 0;
+      }
+      break;
     default: break;
     }
   }
   UNLOCK();
   return NVML_SUCCESS;
+}
+#endif
+
+/* ---- GPU health: ECC, retired pages, remapped rows, clock violation time ------------- */
+#ifndef KGE_OMIT_nvmlDeviceGetTotalEccErrors
+EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(void *device, int errorType, int counterType, unsigned long long *count) {
+  BEGIN(device);
+  if (errorType != 0 && errorType != 1) return NVML_ERROR_INVALID_ARGUMENT;
+  if (counterType != 0 && counterType != 1) return NVML_ERROR_INVALID_ARGUMENT;
+  int key = counterType == 0 ? (errorType == 0 ? K_ecc_sbe_vol : K_ecc_dbe_vol) : (errorType == 0 ? K_ecc_sbe_agg : K_ecc_dbe_agg);
+  return phys_u64(device, key, count);
+}
+#endif
+
+#ifndef KGE_OMIT_nvmlDeviceGetRetiredPagesPendingStatus
+EXPORT nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(void *device, int *isPending) {
+  BEGIN(device);
+  if (!isPending) return NVML_ERROR_INVALID_ARGUMENT;
+  unsigned long long v;
+  nvmlReturn_t rc = phys_u64(device, K_retired_pending, &v);
+  if (!rc) *isPending = v != 0;
+  return rc;
+}
+#endif
+
+/* Supported when any remap_* key is set (the others read 0); NOT_SUPPORTED in MIG mode. */
+#ifndef KGE_OMIT_nvmlDeviceGetRemappedRows
+EXPORT nvmlReturn_t nvmlDeviceGetRemappedRows(void *device, unsigned int *corrRows, unsigned int *uncRows,
+                                             unsigned int *isPending, unsigned int *failureOccurred) {
+  BEGIN(device);
+  if (!corrRows || !uncRows || !isPending || !failureOccurred) return NVML_ERROR_INVALID_ARGUMENT;
+  const handle_t *h = H(device);
+  if (h->mig >= 0) return NVML_ERROR_NOT_SUPPORTED;
+  static const int keys[4] = { K_remap_correctable, K_remap_uncorrectable, K_remap_pending, K_remap_failure };
+  double v[4] = { 0, 0, 0, 0 };
+  int any = 0;
+  LOCK();
+  int mig = mig_enabled(h->gpu);
+  for (int i = 0; i < 4; i++) if (!gpu_num(h->gpu, keys[i], &v[i])) any = 1;
+  UNLOCK();
+  if (mig || !any) return NVML_ERROR_NOT_SUPPORTED;
+  *corrRows = (unsigned int)u64_of(v[0]);
+  *uncRows = (unsigned int)u64_of(v[1]);
+  *isPending = v[2] != 0;
+  *failureOccurred = v[3] != 0;
+  return NVML_SUCCESS;
+}
+#endif
+
+typedef struct { unsigned long long referenceTime, violationTime; } nvmlViolationTime_t;
+_Static_assert(sizeof(nvmlViolationTime_t) == 16, "nvmlViolationTime_t layout");
+
+/* policy 0 POWER (violation_power_ns), 1 THERMAL (violation_thermal_ns); the other policies of the
+ * enum (2-5, 10, 11) are NOT_SUPPORTED, anything else INVALID_ARGUMENT. referenceTime: CPU wall
+ * clock in microseconds, as the header documents. */
+#ifndef KGE_OMIT_nvmlDeviceGetViolationStatus
+EXPORT nvmlReturn_t nvmlDeviceGetViolationStatus(void *device, int policy, nvmlViolationTime_t *out) {
+  BEGIN(device);
+  if (!out || policy < 0 || policy > 11) return NVML_ERROR_INVALID_ARGUMENT;
+  if (policy > 1) return NVML_ERROR_NOT_SUPPORTED;
+  unsigned long long ns;
+  nvmlReturn_t rc = phys_u64(device, policy == 0 ? K_violation_power_ns : K_violation_thermal_ns, &ns);
+  if (rc) return rc;
+  struct timespec ts; clock_gettime(CLOCK_REALTIME, &ts);
+  out->referenceTime = (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000ull;
+  out->violationTime = ns;
+  return NVML_SUCCESS;
+}
+#endif
+
+/* ---- events ---------------------------------------------------------------------------
+ * An event set is a slot of evsets[] (guarded by mu); nvmlEventSet_t points at it. It keeps the
+ * event types registered per GPU and the identities of the events it has delivered, so every
+ * `event` line is delivered once per set, also across reloads that keep the line. */
+typedef struct {
+  void *device;
+  unsigned long long eventType, eventData;
+  unsigned int gpuInstanceId, computeInstanceId;
+} nvmlEventData_t;
+_Static_assert(sizeof(nvmlEventData_t) == 32, "nvmlEventData_t layout");
+
+typedef struct {
+  int in_use;
+  unsigned int generation;          /* bumped by free: a wait on a freed set ends */
+  unsigned long long types[MAX_GPUS];
+  double since[MAX_GPUS];           /* sim time the GPU was first registered: earlier events are not delivered, as with a real driver */
+  event_cfg_t *delivered; int ndelivered, cap;
+} evset_t;
+MAYBE_UNUSED static evset_t evsets[MAX_EVSETS];
+
+MAYBE_UNUSED static int same_event(const event_cfg_t *a, const event_cfg_t *b) {
+  return a->gpu == b->gpu && a->type == b->type && a->data == b->data && a->at == b->at &&
+         a->gi == b->gi && a->ci == b->ci && a->dup == b->dup;
+}
+
+/* The live set a handle names, or NULL. Holds mu. */
+MAYBE_UNUSED static evset_t *evset_of(void *set) {
+  uintptr_t p = (uintptr_t)set, base = (uintptr_t)evsets;
+  if (p < base || p >= base + sizeof evsets || (p - base) % sizeof(evset_t)) return NULL;
+  evset_t *es = (evset_t *)set;
+  return es->in_use ? es : NULL;
+}
+
+#ifndef KGE_OMIT_nvmlEventSetCreate
+EXPORT nvmlReturn_t nvmlEventSetCreate(void **set) {
+  BEGIN_SYS();
+  if (!set) return NVML_ERROR_INVALID_ARGUMENT;
+  nvmlReturn_t rc = NVML_ERROR_INSUFFICIENT_RESOURCES;
+  LOCK();
+  for (int i = 0; i < MAX_EVSETS; i++) {
+    evset_t *es = &evsets[i];
+    if (es->in_use) continue;
+    unsigned int gen = es->generation;
+    memset(es, 0, sizeof *es);
+    es->generation = gen + 1;
+    es->in_use = 1;
+    *set = es;
+    rc = NVML_SUCCESS;
+    break;
+  }
+  UNLOCK();
+  return rc;
+}
+#endif
+
+#ifndef KGE_OMIT_nvmlEventSetFree
+EXPORT nvmlReturn_t nvmlEventSetFree(void *set) {
+  BEGIN_SYS();
+  LOCK();
+  evset_t *es = evset_of(set);
+  if (es) {
+    free(es->delivered);
+    es->delivered = NULL; es->ndelivered = es->cap = 0;
+    es->in_use = 0;
+    es->generation++;
+  }
+  UNLOCK();
+  return es ? NVML_SUCCESS : NVML_ERROR_INVALID_ARGUMENT;
+}
+#endif
+
+/* events_supported of a physical GPU; NOT_SUPPORTED when left out and on MIG handles. */
+#ifndef KGE_OMIT_nvmlDeviceGetSupportedEventTypes
+EXPORT nvmlReturn_t nvmlDeviceGetSupportedEventTypes(void *device, unsigned long long *eventTypes) {
+  BEGIN(device);
+  return phys_u64(device, K_events_supported, eventTypes);
+}
+#endif
+
+/* Only on physical GPUs and only types in events_supported (else NOT_SUPPORTED, registering nothing). */
+#ifndef KGE_OMIT_nvmlDeviceRegisterEvents
+EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(void *device, unsigned long long eventTypes, void *set) {
+  BEGIN(device);
+  const handle_t *h = H(device);
+  if (h->mig >= 0) return NVML_ERROR_NOT_SUPPORTED;
+  nvmlReturn_t rc;
+  LOCK();
+  evset_t *es = evset_of(set);
+  double mask;
+  if (!es) rc = NVML_ERROR_INVALID_ARGUMENT;
+  else if ((rc = gpu_num(h->gpu, K_events_supported, &mask)) == NVML_SUCCESS) {
+    if (eventTypes & ~u64_of(mask)) rc = NVML_ERROR_NOT_SUPPORTED;
+    else {
+      if (!es->types[h->gpu]) es->since[h->gpu] = t_ms();
+      es->types[h->gpu] |= eventTypes;
+    }
+  }
+  UNLOCK();
+  return rc;
+}
+#endif
+
+/* The earliest undelivered event whose time has come, for a GPU and type registered in es, or
+ * NULL. Ties in time go in file order. Holds mu. */
+MAYBE_UNUSED static const event_cfg_t *next_event(const evset_t *es, double t) {
+  const event_cfg_t *best = NULL;
+  for (int i = 0; i < st->nevents; i++) {
+    const event_cfg_t *ev = &st->event[i];
+    if (ev->at > t || ev->gpu >= st->device_count || !(es->types[ev->gpu] & ev->type) || ev->at < es->since[ev->gpu]) continue;
+    if (best && (ev->at > best->at || (ev->at == best->at && ev->line > best->line))) continue;
+    int seen = 0;
+    for (int j = 0; j < es->ndelivered && !seen; j++) seen = same_event(&es->delivered[j], ev);
+    if (!seen) best = ev;
+  }
+  return best;
+}
+
+/* Blocks (sleeping EVENT_POLL_MS at a time, never holding mu) until an event is due or the
+ * timeout passes (TIMEOUT). Each pass re-reads a changed scenario and obeys fault windows that
+ * open while it waits. */
+#ifndef KGE_OMIT_nvmlEventSetWait_v2
+EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsigned int timeoutms) {
+  BEGIN_SYS();
+  if (!data) return NVML_ERROR_INVALID_ARGUMENT;
+  double deadline = now_ms() + timeoutms;
+  LOCK();
+  evset_t *es = evset_of(set);
+  unsigned int generation = es ? es->generation : 0;
+  UNLOCK();
+  if (!es) return NVML_ERROR_INVALID_ARGUMENT;
+  for (;;) {
+    nvmlReturn_t rc = NVML_SUCCESS;
+    const event_cfg_t *ev = NULL;
+    LOCK();
+    if (!init_count || !st) rc = NVML_ERROR_UNINITIALIZED;
+    else if (!es->in_use || es->generation != generation) rc = NVML_ERROR_INVALID_ARGUMENT;
+    else {
+      maybe_reload();
+      rc = active_fault("nvmlEventSetWait_v2");
+      if (!rc && (ev = next_event(es, t_ms())) != NULL) {
+        if (es->ndelivered == es->cap) {
+          int cap = es->cap ? es->cap * 2 : 16;
+          event_cfg_t *grown = realloc(es->delivered, (size_t)cap * sizeof *grown);
+          if (!grown) rc = NVML_ERROR_MEMORY;
+          else { es->delivered = grown; es->cap = cap; }
+        }
+        if (!rc) {
+          es->delivered[es->ndelivered++] = *ev;
+          data->device = &gpu_handles[ev->gpu];
+          data->eventType = ev->type;
+          data->eventData = ev->data;
+          data->gpuInstanceId = ev->gi;
+          data->computeInstanceId = ev->ci;
+        }
+      }
+    }
+    UNLOCK();
+    if (rc || ev) return rc;
+    double left = deadline - now_ms();
+    if (left <= 0) return NVML_ERROR_TIMEOUT;
+    usleep((useconds_t)((left < EVENT_POLL_MS ? left : EVENT_POLL_MS) * 1000));
+  }
 }
 #endif

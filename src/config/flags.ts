@@ -12,6 +12,7 @@ export interface Config {
   nvmlLibrary: string | undefined;
   driverRoot: string;
   nvmlRetryMs: number;
+  nvmlEvents: boolean;
   sampleIntervalMs: number;
   naming: NamingScheme;
   logLevel: LogLevel;
@@ -112,6 +113,11 @@ export const FLAGS = [
     parse: (raw) => parseDuration(raw, 100, 3_600_000),
   }),
   define({
+    flag: '--nvml.events', env: 'KGE_NVML_EVENTS', key: 'nvmlEvents', defaultText: 'true',
+    accepts: 'true or false', help: 'Watch NVML events (Xid errors, ECC, GPU unavailable) on a thread of their own',
+    parse: parseBool,
+  }),
+  define({
     flag: '--sample-interval', env: 'KGE_SAMPLE_INTERVAL', key: 'sampleIntervalMs', defaultText: '1s',
     accepts: 'a duration from 100ms to 10m (e.g. 500ms, 1s, 30s)', help: 'How often GPUs are sampled in the background (scrapes never trigger sampling)',
     parse: (raw) => parseDuration(raw, 100, 600_000),
@@ -185,6 +191,7 @@ export function defaultConfig(): Config {
     nvmlLibrary: undefined,
     driverRoot: '/run/nvidia/driver',
     nvmlRetryMs: 10_000,
+    nvmlEvents: true,
     sampleIntervalMs: 1000,
     naming: 'dcgm',
     logLevel: 'info',

@@ -18,6 +18,8 @@ export interface ExporterStatus {
   version: string;
   naming: string;
   kubelet?: KubeletSeriesStatus;
+  /** Set when the NVML event thread is on. */
+  eventWatch?: { up: boolean; restarts: number };
   /** Set when pod metadata from the Kubernetes API is on. */
   podMetadataSynced?: boolean;
 }
@@ -46,6 +48,9 @@ export function buildExporterFamilies(sample: NodeSample | undefined, status: Ex
     );
     if (k.lastSuccessMs !== undefined) out.push(family(F.kubeletLastSuccess, [{ labels: '', value: k.lastSuccessMs / 1000 }]));
     if (k.lastRefreshSeconds !== undefined) out.push(family(F.kubeletRefreshDuration, [{ labels: '', value: k.lastRefreshSeconds }]));
+  }
+  if (status.eventWatch) {
+    out.push(family(F.eventWatchUp, [{ labels: '', value: status.eventWatch.up ? 1 : 0 }]), family(F.eventWatchRestarts, [{ labels: '', value: status.eventWatch.restarts }]));
   }
   if (status.podMetadataSynced !== undefined) out.push(family(F.podMetadataSynced, [{ labels: '', value: status.podMetadataSynced ? 1 : 0 }]));
   if (!sample) return out;

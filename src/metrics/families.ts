@@ -252,6 +252,31 @@ export const EXPORTER_FAMILIES = {
   kubeletFailures: { name: 'kube_gpu_exporter_kubelet_refresh_failures_total', type: 'counter', help: 'Refreshes of the device-to-pod mapping that failed (socket missing, timeout, error)', labels: [] },
   kubeletPods: { name: 'kube_gpu_exporter_kubelet_pods', type: 'gauge', help: 'Pods holding NVIDIA devices in the last good mapping', labels: [] },
   kubeletUnknownDevices: { name: 'kube_gpu_exporter_kubelet_unknown_device_ids', type: 'gauge', help: 'Device ids the kubelet lists under NVIDIA resources that match no device sampled on this node (ignored)', labels: [] },
+  eventWatchUp: { name: 'kube_gpu_exporter_event_watch_up', type: 'gauge', help: 'Whether the NVML event thread is registered and waiting for Xid and ECC events (1) or not (0: restarting, or events not supported)', labels: [] },
+  eventWatchRestarts: { name: 'kube_gpu_exporter_event_watch_restarts_total', type: 'counter', help: 'Times the NVML event thread was restarted after a failure', labels: [] },
   podMetadataSynced: { name: 'kube_gpu_exporter_pod_metadata_synced', type: 'gauge', help: 'Whether the watch on this node\'s pods in the Kubernetes API is in sync (1) or not (0); absent unless --kubernetes.pod-metadata=true', labels: [] },
   buildInfo: { name: 'kube_gpu_exporter_build_info', type: 'gauge', help: 'Exporter version and Node.js version (value is always 1)', labels: ['version', 'nodejs_version', 'naming'] },
 } as const satisfies Record<string, ExporterFamily>;
+
+/**
+ * NVML events (Xid, ECC, GPU unavailable) counted since the exporter started, and whether
+ * each GPU seen since start still answers. The same names in both schemes except the last
+ * Xid gauge, which keeps dcgm-exporter's name in the dcgm scheme.
+ */
+export interface EventFamily {
+  name: string;
+  type: MetricType;
+  help: string;
+  /** Labels added to the device labels. */
+  labels: readonly string[];
+}
+export const EVENT_FAMILIES = {
+  lastXid: {
+    dcgm: { name: 'DCGM_FI_DEV_XID_ERRORS', type: 'gauge', help: 'The last Xid error the GPU reported since the exporter started (the Xid; 0 when none), with err_code and err_msg labels as dcgm-exporter writes them. It stays at the last Xid: alert on gpu_xid_events_total', labels: ['err_code', 'err_msg'] },
+    prometheus: { name: 'gpu_last_xid', type: 'gauge', help: 'The last Xid error the GPU reported since the exporter started (the Xid; 0 when none), with err_code and err_msg labels. It stays at the last Xid: alert on gpu_xid_events_total', labels: ['err_code', 'err_msg'] },
+  },
+  xidEvents: { name: 'gpu_xid_events_total', type: 'counter', help: 'Xid errors the GPU and its MIG instances reported since the exporter started; present from the start at 0, so increase(gpu_xid_events_total[10m]) > 0 fires once per burst and resolves', labels: [] },
+  xidErrors: { name: 'gpu_xid_errors_total', type: 'counter', help: 'Xid errors per device and code since the exporter started (xid and err_msg labels); an event that names a MIG instance counts on that instance. A code\'s series appears with its first occurrence', labels: ['xid', 'err_msg'] },
+  healthEvents: { name: 'gpu_health_events_total', type: 'counter', help: 'NVML health events other than Xids since the exporter started, per GPU and event (single_bit_ecc, double_bit_ecc, gpu_unavailable)', labels: ['event'] },
+  answering: { name: 'gpu_answering', type: 'gauge', help: 'Every GPU seen since the exporter started: 1 while it answers NVML, 0 once it is lost (e.g. fallen off the bus) or no longer listed; the exporter keeps trying to re-acquire it', labels: [] },
+} as const satisfies Record<string, EventFamily | { dcgm: EventFamily; prometheus: EventFamily }>;

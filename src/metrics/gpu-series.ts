@@ -57,7 +57,7 @@ function holderPairs(h: DeviceHolder): Pairs {
 }
 
 /** One label string per series of a device: one per holding container, or one without pod labels. */
-function deviceLabelSets(base: Pairs, holders: readonly DeviceHolder[]): string[] {
+export function deviceLabelSets(base: Pairs, holders: readonly DeviceHolder[]): string[] {
   if (holders.length === 0) return [labelString(base)];
   return holders.map((h) => labelString([...base, ...holderPairs(h)]));
 }

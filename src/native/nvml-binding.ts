@@ -5,6 +5,7 @@ import {
   NVML_ERROR_FUNCTION_NOT_FOUND,
   NVML_ERROR_INSUFFICIENT_SIZE,
   NVML_ERROR_NOT_FOUND,
+  NVML_ERROR_TIMEOUT,
   NVML_SUCCESS,
 } from './nvml-return.js';
 
@@ -14,6 +15,7 @@ import {
  */
 
 koffi.pointer('nvmlDevice_t', koffi.opaque('nvmlDevice_st'));
+koffi.pointer('nvmlEventSet_t', koffi.opaque('nvmlEventSet_st'));
 
 const PciInfo = koffi.struct('nvmlPciInfo_t', {
   busIdLegacy: koffi.array('char', 16),
@@ -33,6 +35,14 @@ const MemoryV2 = koffi.struct('nvmlMemory_v2_t', {
   free: 'uint64',
   used: 'uint64',
 });
+const ViolationTime = koffi.struct('nvmlViolationTime_t', { referenceTime: 'uint64', violationTime: 'uint64' });
+const EventData = koffi.struct('nvmlEventData_t', {
+  device: 'nvmlDevice_t',
+  eventType: 'uint64',
+  eventData: 'uint64',
+  gpuInstanceId: 'uint32',
+  computeInstanceId: 'uint32',
+});
 
 /** Sizes the C ABI fixes; checked by tests against koffi's layout. */
 export const ABI_SIZES = {
@@ -43,6 +53,8 @@ export const ABI_SIZES = {
   nvmlProcessInfo_t: 24,
   nvmlProcessUtilizationSample_t: 32,
   nvmlFieldValue_t: 40,
+  nvmlViolationTime_t: koffi.sizeof(ViolationTime),
+  nvmlEventData_t: koffi.sizeof(EventData),
 };
 
 const MEMORY_V2_VERSION = 0x02000028;
@@ -58,6 +70,48 @@ const VALUE_NOT_AVAILABLE_U64 = 0xffffffffffffffffn;
 
 /** Opaque device handle (a pointer owned by NVML). */
 export type Device = unknown;
+/** Opaque event set handle (nvmlEventSet_t, a pointer owned by NVML). */
+export type EventSet = unknown;
+
+/** One event from nvmlEventSetWait_v2. */
+export interface NvmlEvent {
+  /** The physical GPU's handle (the same pointer nvmlDeviceGetHandleByIndex_v2 gives). */
+  device: Device;
+  /** One EventType bit. */
+  eventType: bigint;
+  /** The Xid for XID_CRITICAL events; 0 for most others. */
+  eventData: bigint;
+  /** MIG GPU / compute instance the event belongs to; undefined when the driver says 0xFFFFFFFF (none). */
+  gpuInstanceId?: number;
+  computeInstanceId?: number;
+}
+
+/** nvmlDeviceGetRemappedRows. */
+export interface RemappedRows {
+  correctable: number;
+  uncorrectable: number;
+  /** 1 while a remapping waits for a GPU reset, else 0. */
+  pending: number;
+  /** 1 when a remapping failed (no spare rows left), else 0. */
+  failure: number;
+}
+
+/** nvmlDeviceGetViolationStatus: time the GPU's clocks were held down by a policy. */
+export interface ViolationTime {
+  /** When the driver took the figure: CPU wall clock, as ns (the driver's microseconds x 1000). */
+  referenceTimeNs: number;
+  /** The driver's referenceTime as it gives it: CPU wall clock in microseconds. */
+  referenceTimeUs: number;
+  /** Accumulated violation time since the driver loaded, nanoseconds. */
+  violationTimeNs: number;
+}
+
+/** A field to read: its id and, for per-link fields, the scope (NVLink: link index, or FieldScope.ALL_NVLINKS). */
+export interface FieldRequest {
+  fieldId: number;
+  /** Default 0. */
+  scopeId?: number;
+}
 
 export interface PciInfoValue {
   busId: string;
@@ -93,6 +147,8 @@ export interface ProcessUtilizationSample {
 }
 export interface FieldValueResult {
   fieldId: number;
+  /** Present when the request gave one. */
+  scopeId?: number;
   /** Undefined when the entry's own return code was not SUCCESS. */
   value?: number;
   code: number;
@@ -439,23 +495,126 @@ export class NvmlBinding {
     return this.uint('nvmlDeviceGetComputeInstanceId', device);
   }
 
-  /** Field values; each entry carries its own return code. */
-  fieldValues(device: Device, fieldIds: readonly number[]): FieldValueResult[] {
-    const buf = Buffer.alloc(fieldIds.length * FIELD_VALUE_SIZE);
-    fieldIds.forEach((id, i) => buf.writeUInt32LE(id, i * FIELD_VALUE_SIZE));
+  /**
+   * Field values; each entry carries its own return code. A request is a field id, or
+   * `{ fieldId, scopeId }` for per-link fields (NVLink throughput: scopeId 0xFFFFFFFF, i.e.
+   * FieldScope.ALL_NVLINKS, is the sum over links); plain ids use scope 0.
+   */
+  fieldValues(device: Device, fields: readonly (number | FieldRequest)[]): FieldValueResult[] {
+    const requests = fields.map((f) => (typeof f === 'number' ? { fieldId: f } : f));
+    const buf = Buffer.alloc(requests.length * FIELD_VALUE_SIZE);
+    requests.forEach((r, i) => {
+      buf.writeUInt32LE(r.fieldId >>> 0, i * FIELD_VALUE_SIZE);
+      buf.writeUInt32LE((r.scopeId ?? 0) >>> 0, i * FIELD_VALUE_SIZE + 4);
+    });
     this.call(
       'nvmlDeviceGetFieldValues',
       'int nvmlDeviceGetFieldValues(nvmlDevice_t dev, int count, void *values)',
       device,
-      fieldIds.length,
+      requests.length,
       buf,
     );
-    return fieldIds.map((fieldId, i) => {
+    return requests.map((r, i) => {
       const o = i * FIELD_VALUE_SIZE;
+      const head = { fieldId: r.fieldId, ...(r.scopeId !== undefined ? { scopeId: r.scopeId } : {}) };
       const code = buf.readInt32LE(o + 28);
-      if (code !== NVML_SUCCESS) return { fieldId, code };
-      return { fieldId, code, value: readFieldValue(buf, o + 32, buf.readInt32LE(o + 24)) };
+      if (code !== NVML_SUCCESS) return { ...head, code };
+      return { ...head, code, value: readFieldValue(buf, o + 32, buf.readInt32LE(o + 24)) };
     });
+  }
+
+  /** nvmlDeviceGetTotalEccErrors: errorType 0 corrected / 1 uncorrected, counter 0 volatile / 1 aggregate. */
+  totalEccErrors(device: Device, errorType: 0 | 1, counter: 0 | 1): number {
+    const out = [0n];
+    const name = 'nvmlDeviceGetTotalEccErrors';
+    this.call(name, `int ${name}(nvmlDevice_t dev, int errorType, int counterType, _Out_ uint64 *count)`, device, errorType, counter, out);
+    return Number(out[0]);
+  }
+
+  /** nvmlDeviceGetRetiredPagesPendingStatus: 1 while retired pages wait for a reboot / GPU reset, else 0. */
+  retiredPagesPendingStatus(device: Device): number {
+    const out = [0];
+    const name = 'nvmlDeviceGetRetiredPagesPendingStatus';
+    this.call(name, `int ${name}(nvmlDevice_t dev, _Out_ int *isPending)`, device, out);
+    return out[0] ? 1 : 0;
+  }
+
+  /** nvmlDeviceGetRemappedRows (Ampere+); NOT_SUPPORTED with MIG mode on. */
+  remappedRows(device: Device): RemappedRows {
+    const corr = [0];
+    const unc = [0];
+    const pending = [0];
+    const failure = [0];
+    const name = 'nvmlDeviceGetRemappedRows';
+    this.call(
+      name,
+      `int ${name}(nvmlDevice_t dev, _Out_ uint32 *corr, _Out_ uint32 *unc, _Out_ uint32 *pending, _Out_ uint32 *failure)`,
+      device,
+      corr,
+      unc,
+      pending,
+      failure,
+    );
+    return { correctable: corr[0]!, uncorrectable: unc[0]!, pending: pending[0] ? 1 : 0, failure: failure[0] ? 1 : 0 };
+  }
+
+  /** nvmlDeviceGetViolationStatus: policy 0 POWER, 1 THERMAL (PerfPolicy). */
+  violationTime(device: Device, policy: 0 | 1): ViolationTime {
+    const out: Record<string, unknown> = {};
+    const name = 'nvmlDeviceGetViolationStatus';
+    this.call(name, `int ${name}(nvmlDevice_t dev, int policy, _Out_ nvmlViolationTime_t *v)`, device, policy, out);
+    const referenceTimeUs = Number(out.referenceTime);
+    return { referenceTimeNs: referenceTimeUs * 1000, referenceTimeUs, violationTimeNs: Number(out.violationTime) };
+  }
+
+  /** nvmlDeviceGetSupportedEventTypes: the EventType bits this GPU can deliver. */
+  supportedEventTypes(device: Device): bigint {
+    const out = [0n];
+    const name = 'nvmlDeviceGetSupportedEventTypes';
+    this.call(name, `int ${name}(nvmlDevice_t dev, _Out_ uint64 *types)`, device, out);
+    return BigInt(out[0]!);
+  }
+
+  createEventSet(): EventSet {
+    const out: unknown[] = [null];
+    const name = 'nvmlEventSetCreate';
+    this.call(name, `int ${name}(_Out_ nvmlEventSet_t *set)`, out);
+    return out[0];
+  }
+
+  /** nvmlDeviceRegisterEvents, on a physical GPU (not a MIG handle); types must be among supportedEventTypes(). */
+  registerEvents(device: Device, types: bigint, set: EventSet): void {
+    const name = 'nvmlDeviceRegisterEvents';
+    this.call(name, `int ${name}(nvmlDevice_t dev, uint64 types, nvmlEventSet_t set)`, device, types, set);
+  }
+
+  /**
+   * nvmlEventSetWait_v2: BLOCKS the calling thread up to timeoutMs for the next event; undefined
+   * when none came (TIMEOUT). Other codes throw NvmlError. Never call this on the event loop.
+   */
+  waitForEvent(set: EventSet, timeoutMs: number): NvmlEvent | undefined {
+    const name = 'nvmlEventSetWait_v2';
+    const f = this.fn(`int ${name}(nvmlEventSet_t set, _Out_ nvmlEventData_t *data, uint32 timeoutms)`, name);
+    if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
+    const timeout = Number.isFinite(timeoutMs) ? Math.min(0xffffffff, Math.max(0, Math.round(timeoutMs))) : 0xffffffff;
+    const out: Record<string, unknown> = {};
+    const code = f(set, out, timeout);
+    if (code === NVML_ERROR_TIMEOUT) return undefined;
+    this.check(name, code);
+    const gi = Number(out.gpuInstanceId);
+    const ci = Number(out.computeInstanceId);
+    return {
+      device: out.device,
+      eventType: BigInt(out.eventType as number | bigint),
+      eventData: BigInt(out.eventData as number | bigint),
+      ...(gi !== NOT_MIG ? { gpuInstanceId: gi } : {}),
+      ...(ci !== NOT_MIG ? { computeInstanceId: ci } : {}),
+    };
+  }
+
+  freeEventSet(set: EventSet): void {
+    const name = 'nvmlEventSetFree';
+    this.call(name, `int ${name}(nvmlEventSet_t set)`, set);
   }
 }
 

@@ -31,6 +31,12 @@ export const FieldId = {
   POWER_INSTANT: 186,
 } as const;
 
+/** nvmlFieldValue_t.scopeId values. */
+export const FieldScope = {
+  /** NVLink throughput fields: the sum over all links. */
+  ALL_NVLINKS: 0xffffffff,
+} as const;
+
 /** nvmlDeviceGetTotalEccErrors arguments. */
 export const EccErrorType = { CORRECTED: 0, UNCORRECTED: 1 } as const;
 export const EccCounterType = { VOLATILE: 0, AGGREGATE: 1 } as const;

@@ -3,6 +3,7 @@ export const NVML_SUCCESS = 0;
 export const NVML_ERROR_NOT_SUPPORTED = 3;
 export const NVML_ERROR_NOT_FOUND = 6;
 export const NVML_ERROR_INSUFFICIENT_SIZE = 7;
+export const NVML_ERROR_TIMEOUT = 10;
 export const NVML_ERROR_FUNCTION_NOT_FOUND = 13;
 export const NVML_ERROR_GPU_IS_LOST = 15;
 
