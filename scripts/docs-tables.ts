@@ -9,7 +9,8 @@ export function metricsTable(): string {
     const d = familyName(f, 'dcgm');
     const p = familyName(f, 'prometheus');
     const per = f.entity === 'gpu+mig' ? 'GPU and MIG instance' : f.entity === 'mig' ? 'MIG instance' : 'GPU';
-    rows.push(`| \`${d.name}\` | \`${p.name}\` | ${f.type} | ${d.unit} / ${p.unit} | ${per} | ${f.collector} | ${f.help} |`);
+    const labels = f.labels ? `. Label \`${f.labels.name}\`: ${f.labels.values.map((v) => v.value).join(', ')}` : '';
+    rows.push(`| \`${d.name}\` | \`${p.name}\` | ${f.type} | ${d.unit} / ${p.unit} | ${per} | ${f.collector} | ${f.help}${labels} |`);
   }
   rows.push(`| \`${INFO_FAMILIES.gpu.name}\` | \`${INFO_FAMILIES.gpu.name}\` | gauge | 1 | GPU | (always) | ${INFO_FAMILIES.gpu.help} |`);
   rows.push(`| \`${INFO_FAMILIES.mig.name}\` | \`${INFO_FAMILIES.mig.name}\` | gauge | 1 | MIG instance | mig | ${INFO_FAMILIES.mig.help} |`);

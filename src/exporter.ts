@@ -84,6 +84,7 @@ export class Exporter {
       libraryPath: config.nvmlLibrary,
       driverRoot: config.driverRoot,
       collectors: config.collectors,
+      slowIntervalMs: config.healthIntervalMs,
       logger,
     });
     this.sampler.on('sample', (s: NodeSample) => void this.render(s));

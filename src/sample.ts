@@ -29,6 +29,36 @@ export const VALUE_KEYS = [
   'pcieTxKBps',
   'pcieRxKBps',
   'migModeEnabled',
+  /** ECC error counts (field values 3-6): corrected (single-bit) / uncorrected (double-bit), volatile / aggregate. */
+  'eccSbeVolatile',
+  'eccDbeVolatile',
+  'eccSbeAggregate',
+  'eccDbeAggregate',
+  /** Retired pages (field values 29-31); pending is 0/1. */
+  'retiredPagesSbe',
+  'retiredPagesDbe',
+  'retiredPagesPending',
+  /** Remapped rows (field values 142-145, or nvmlDeviceGetRemappedRows); pending and failure are 0/1. */
+  'remappedRowsCorrectable',
+  'remappedRowsUncorrectable',
+  'remappedRowsPending',
+  'remappedRowsFailure',
+  /** PCIe replay counter (field value 94). */
+  'pcieReplays',
+  /** NVLink error totals over all links (field values 38, 45, 52, 59); GPUs with NVLink only. */
+  'nvlinkCrcFlitErrors',
+  'nvlinkCrcDataErrors',
+  'nvlinkReplayErrors',
+  'nvlinkRecoveryErrors',
+  /** NVLink data transmitted / received over all links since driver load, KiB (field values 138, 139), and their sum. */
+  'nvlinkTxKiB',
+  'nvlinkRxKiB',
+  'nvlinkTotalKiB',
+  /** Clock event (throttle) reasons: NVML's bit mask (ClocksEventReason). */
+  'clocksEventReasons',
+  /** Time clocks were held down by the power / thermal policy since driver load, ns (nvmlDeviceGetViolationStatus). */
+  'powerViolationNs',
+  'thermalViolationNs',
   /** Derived on the main thread: utilization integrated over time. */
   'gpuBusySeconds',
   'memCopyBusySeconds',

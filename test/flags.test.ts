@@ -24,6 +24,7 @@ describe('flags', () => {
     expect(c.listenPort).toBe(9400);
     expect(c.listenHost).toBe('');
     expect(c.sampleIntervalMs).toBe(1000);
+    expect(c.healthIntervalMs).toBe(30_000);
     expect(c.naming).toBe('dcgm');
     expect(c.collectors.utilization).toBe(true);
     expect(c.kubeletSocket).toBe('/var/lib/kubelet/pod-resources/kubelet.sock');
@@ -55,6 +56,18 @@ describe('flags', () => {
     expect(c.collectors.fan).toBe(false);
   });
 
+  it('reads the slow health interval from --health.interval or KGE_HEALTH_INTERVAL, and turns the health collectors on by default', () => {
+    expect(config(['--health.interval=2m']).healthIntervalMs).toBe(120_000);
+    expect(config([], { KGE_HEALTH_INTERVAL: '10s' }).healthIntervalMs).toBe(10_000);
+    expect(config(['--health.interval', '5s'], { KGE_HEALTH_INTERVAL: '10s' }).healthIntervalMs).toBe(5000);
+    // shorter than the sample interval is accepted: the sampler then reads every sample
+    expect(config(['--health.interval=500ms', '--sample-interval=2s']).healthIntervalMs).toBe(500);
+    const c = config([]).collectors;
+    expect([c.ecc, c.memory_errors, c.pcie_errors, c.nvlink, c.throttle, c.violation]).toEqual([true, true, true, true, true, true]);
+    expect(config(['--no-collector.memory_errors']).collectors.memory_errors).toBe(false);
+    expect(config([], { KGE_COLLECTOR_NVLINK: 'false' }).collectors.nvlink).toBe(false);
+  });
+
   it('parses listen addresses', () => {
     expect(parseListenAddress(':9400')).toEqual({ host: '', port: 9400 });
     expect(parseListenAddress('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
@@ -76,6 +89,8 @@ describe('flags', () => {
     [['--collector.fan=yes'], 'KGE_FLAG_INVALID', '--no-collector.fan'],
     [['--kubelet.socket=relative/kubelet.sock'], 'KGE_FLAG_INVALID', 'an absolute path, or none'],
     [['--kubelet.refresh-interval=100ms'], 'KGE_FLAG_INVALID', 'from 500ms to 10m'],
+    [['--health.interval=2h'], 'KGE_FLAG_INVALID', 'a duration from 100ms to 1h'],
+    [['--health.interval=50ms'], 'KGE_FLAG_INVALID', '--health.interval'],
     [['--kubernetes.pod-metadata=maybe'], 'KGE_FLAG_INVALID', 'true or false'],
     [['--kubernetes.pod-metadata=true', '--kubernetes.pod-labels=team('], 'KGE_FLAG_INVALID', 'a regular expression'],
     [['--kubernetes.pod-labels=team'], 'KGE_FLAG_REQUIRES', '--kubernetes.pod-metadata=true'],
@@ -111,7 +126,7 @@ describe('flags', () => {
   it('--help lists every flag and collector', () => {
     expect(parseFlags(['--help'], {}).kind).toBe('help');
     const help = helpText();
-    for (const f of ['--web.listen-address', '--nvml.library', '--sample-interval', '--naming', '--log.level', 'KGE_NVML_LIBRARY', 'utilization', 'mig']) {
+    for (const f of ['--web.listen-address', '--nvml.library', '--sample-interval', '--health.interval', 'KGE_HEALTH_INTERVAL', '--naming', '--log.level', 'KGE_NVML_LIBRARY', 'utilization', 'mig', 'memory_errors', 'nvlink']) {
       expect(help).toContain(f);
     }
   });

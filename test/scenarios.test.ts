@@ -47,7 +47,7 @@ export function normalise(text: string): string {
  * the dcgm scheme, so those two lint findings are allowed there; a parse error or any other
  * finding fails.
  */
-const DCGM_COMPAT_LINT = [/ label names should be written in 'snake_case' not 'camelCase'$/, /^DCGM_FI_\w+ counter metrics should have "_total" suffix$/];
+const DCGM_COMPAT_LINT = [/ label names should be written in 'snake_case' not 'camelCase'$/, /^DCGM_FI_\w+ counter metrics should have "_total" suffix$/, /^DCGM_FI_\w+ metric name should not include type 'counter'$/];
 
 function promtoolProblems(text: string, scheme: NamingScheme): string[] {
   let out: string;

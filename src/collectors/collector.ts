@@ -34,6 +34,14 @@ export class ValueReader {
     }
   }
 
+  /**
+   * Records an error that came back without a throw (e.g. one entry of a field-value read),
+   * treated the same way as one `read` catches.
+   */
+  report(err: unknown): void {
+    this.handle(err);
+  }
+
   /** Runs `fn`, treating errors the same way as `read`. */
   attempt(fn: () => void): void {
     try {
@@ -57,5 +65,12 @@ export interface Collector {
   readonly name: string;
   readonly defaultEnabled: boolean;
   readonly description: string;
+  /**
+   * Slow-changing values (lifetime counts kept in the InfoROM): the Ticker runs the collector on a
+   * GPU only once per slow interval (--health.interval) and in between carries the values it wrote
+   * to `sample.values` (and its error, if any) over into each sample, so series do not flicker.
+   * A slow collector must write nothing but `sample.values`.
+   */
+  readonly slow?: boolean;
   collect(reader: ValueReader, gpu: GpuTarget): void;
 }

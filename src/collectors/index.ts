@@ -1,15 +1,21 @@
 import { clocksCollector } from './clocks.js';
 import { codecCollector } from './codec.js';
 import type { Collector } from './collector.js';
+import { eccCollector } from './ecc.js';
 import { fanCollector } from './fan.js';
+import { memoryErrorsCollector } from './memory-errors.js';
 import { memoryCollector } from './memory.js';
 import { migCollector } from './mig.js';
+import { nvlinkCollector } from './nvlink.js';
+import { pcieErrorsCollector } from './pcie-errors.js';
 import { pcieCollector } from './pcie.js';
 import { powerCollector } from './power.js';
 import { processesCollector } from './processes.js';
 import { pstateCollector } from './pstate.js';
 import { temperatureCollector } from './temperature.js';
+import { throttleCollector } from './throttle.js';
 import { utilizationCollector } from './utilization.js';
+import { violationCollector } from './violation.js';
 
 /** The registration list: every collector, in the order a tick runs them. */
 export const COLLECTORS: readonly Collector[] = [
@@ -23,6 +29,13 @@ export const COLLECTORS: readonly Collector[] = [
   pstateCollector,
   pcieCollector,
   codecCollector,
+  throttleCollector,
+  violationCollector,
+  eccCollector,
+  // slow: runs once per --health.interval, its values carried in between
+  memoryErrorsCollector,
+  pcieErrorsCollector,
+  nvlinkCollector,
   // after mig: reads processes through the MIG handles that collector found
   processesCollector,
 ];

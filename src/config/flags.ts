@@ -14,6 +14,8 @@ export interface Config {
   nvmlRetryMs: number;
   nvmlEvents: boolean;
   sampleIntervalMs: number;
+  /** How often slow-changing health values are re-read (effectively at least the sample interval). */
+  healthIntervalMs: number;
   naming: NamingScheme;
   logLevel: LogLevel;
   nodeName: string;
@@ -123,6 +125,12 @@ export const FLAGS = [
     parse: (raw) => parseDuration(raw, 100, 600_000),
   }),
   define({
+    flag: '--health.interval', env: 'KGE_HEALTH_INTERVAL', key: 'healthIntervalMs', defaultText: '30s',
+    accepts: 'a duration from 100ms to 1h (e.g. 10s, 30s, 5m)',
+    help: 'How often slow-changing memory health values (lifetime ECC counts, retired pages, remapped rows: the memory_errors collector) are re-read; in between the last values are exported. Never more often than --sample-interval',
+    parse: (raw) => parseDuration(raw, 100, 3_600_000),
+  }),
+  define({
     flag: '--naming', env: 'KGE_NAMING', key: 'naming', defaultText: 'dcgm',
     accepts: NAMING_SCHEMES.join(' or '), help: 'Metric names: dcgm (dcgm-exporter compatible names, units and labels) or prometheus (base units, _total counters, _info identity)',
     parse: oneOf(NAMING_SCHEMES),
@@ -193,6 +201,7 @@ export function defaultConfig(): Config {
     nvmlRetryMs: 10_000,
     nvmlEvents: true,
     sampleIntervalMs: 1000,
+    healthIntervalMs: 30_000,
     naming: 'dcgm',
     logLevel: 'info',
     nodeName: os.hostname(),
@@ -280,7 +289,8 @@ export function helpText(): string {
     lines.push(`  ${f.flag}=<value>   [${f.env}] default ${f.defaultText}`, `      ${f.help}. Accepts ${f.accepts}.`);
   }
   lines.push('', 'Collectors (--collector.<name> enables, --no-collector.<name> disables; env KGE_COLLECTOR_<NAME>=true|false):');
-  for (const c of COLLECTORS) lines.push(`  ${c.name.padEnd(12)} ${c.defaultEnabled ? 'on ' : 'off'}  ${c.description}`);
+  const width = Math.max(...COLLECTORS.map((c) => c.name.length));
+  for (const c of COLLECTORS) lines.push(`  ${c.name.padEnd(width)} ${c.defaultEnabled ? 'on ' : 'off'}  ${c.description}`);
   lines.push('', '  --help      this text', '  --version   print the version');
   return lines.join('\n');
 }

@@ -1,3 +1,4 @@
+import { ClocksEventReason } from '../native/nvml-constants.js';
 import type { ValueKey } from '../sample.js';
 
 /**
@@ -20,6 +21,24 @@ export interface SchemeName {
   integer?: boolean;
 }
 
+/**
+ * A label that splits a family into several series per device, each derived from the family's
+ * one source value (then scaled like any value), e.g. one series per bit of a bit mask.
+ */
+export interface LabelDimension {
+  /** Label name; it follows the device labels (and precedes pod labels). */
+  name: string;
+  values: readonly { value: string; of: (raw: number) => number }[];
+}
+
+/** One series per bit of a bit mask, the label value the bit's name in snake_case: 1 while the bit is set, else 0. */
+export function bitLabels(name: string, bits: Readonly<Record<string, number>>): LabelDimension {
+  return {
+    name,
+    values: Object.entries(bits).map(([bit, mask]) => ({ value: bit.toLowerCase(), of: (raw: number) => (Math.floor(raw / mask) % 2 === 1 ? 1 : 0) })),
+  };
+}
+
 export interface GpuFamily {
   source: ValueKey;
   collector: string;
@@ -29,6 +48,8 @@ export interface GpuFamily {
   /** DCGM field name where dcgm-exporter has one; else the Prometheus name is used in both schemes. */
   dcgm?: SchemeName;
   prometheus: SchemeName;
+  /** Several series per device, one per label value; absent: one series per device. */
+  labels?: LabelDimension;
 }
 
 const MIB = 1 / (1024 * 1024);
@@ -185,6 +206,142 @@ export const GPU_FAMILIES: readonly GpuFamily[] = [
     help: 'MIG mode: 1 enabled, 0 disabled',
     dcgm: { name: 'DCGM_FI_DEV_MIG_MODE', scale: 1, unit: 'bool' },
     prometheus: { name: 'gpu_mig_mode_enabled', scale: 1, unit: 'bool' },
+  },
+  {
+    source: 'clocksEventReasons', collector: 'throttle', type: 'gauge', entity: 'gpu',
+    help: 'Clock event (throttle) reasons active now, as NVML\'s bit mask: 0x1 idle, 0x2 application clocks setting, 0x4 software power cap, 0x8 hardware slowdown, 0x10 sync boost, 0x20 software thermal slowdown, 0x40 hardware thermal slowdown, 0x80 hardware power brake, 0x100 display clock setting; gpu_clock_event_reason_active has one series per reason',
+    dcgm: { name: 'DCGM_FI_DEV_CLOCK_THROTTLE_REASONS', scale: 1, unit: 'bit mask' },
+    prometheus: { name: 'gpu_clock_event_reasons', scale: 1, unit: 'bit mask' },
+  },
+  {
+    source: 'clocksEventReasons', collector: 'throttle', type: 'gauge', entity: 'gpu',
+    help: 'Whether a clock event (throttle) reason holds the clocks down now (1) or not (0), one series per reason. gpu_idle, applications_clocks_setting and display_clock_setting are harmless; sw_power_cap and sw_thermal_slowdown under load cost performance (power limit, cooling); hw_slowdown, hw_thermal_slowdown and hw_power_brake_slowdown are hardware protection (overheating, power supply or brake signal) and worth an alert',
+    prometheus: { name: 'gpu_clock_event_reason_active', scale: 1, unit: 'bool' },
+    labels: bitLabels('reason', ClocksEventReason),
+  },
+  {
+    source: 'powerViolationNs', collector: 'violation', type: 'counter', entity: 'gpu',
+    help: 'Time the power limit held the clocks down since the driver loaded; rate() is the share of time the GPU was power capped. A high share under load means the work wants more power than the limit allows',
+    dcgm: { name: 'DCGM_FI_DEV_POWER_VIOLATION', scale: 1e-3, unit: 'us', integer: true },
+    prometheus: { name: 'gpu_power_violation_seconds_total', scale: 1e-9, unit: 'seconds' },
+  },
+  {
+    source: 'thermalViolationNs', collector: 'violation', type: 'counter', entity: 'gpu',
+    help: 'Time the thermal limit held the clocks down since the driver loaded; rate() is the share of time the GPU was too hot to run at full clocks. A sustained rate calls for a look at cooling and airflow',
+    dcgm: { name: 'DCGM_FI_DEV_THERMAL_VIOLATION', scale: 1e-3, unit: 'us', integer: true },
+    prometheus: { name: 'gpu_thermal_violation_seconds_total', scale: 1e-9, unit: 'seconds' },
+  },
+  {
+    source: 'eccSbeVolatile', collector: 'ecc', type: 'counter', entity: 'gpu',
+    help: 'Single-bit (corrected) ECC errors since the driver loaded or the GPU was reset (volatile). The hardware corrected them; a steady climb points at weakening memory, see the retired pages and remapped rows',
+    dcgm: { name: 'DCGM_FI_DEV_ECC_SBE_VOL_TOTAL', scale: 1, unit: 'errors' },
+    prometheus: { name: 'gpu_ecc_single_bit_volatile_errors_total', scale: 1, unit: 'errors' },
+  },
+  {
+    source: 'eccDbeVolatile', collector: 'ecc', type: 'counter', entity: 'gpu',
+    help: 'Double-bit (uncorrectable) ECC errors since the driver loaded or the GPU was reset (volatile). Any increase means corrupted data: the work on the GPU may have failed or computed wrong results; drain the GPU and check pending page retirement or row remapping',
+    dcgm: { name: 'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL', scale: 1, unit: 'errors' },
+    prometheus: { name: 'gpu_ecc_double_bit_volatile_errors_total', scale: 1, unit: 'errors' },
+  },
+  {
+    source: 'eccSbeAggregate', collector: 'memory_errors', type: 'counter', entity: 'gpu',
+    help: 'Single-bit (corrected) ECC errors over the GPU\'s lifetime (aggregate, kept in the InfoROM across reboots; re-read every --health.interval)',
+    dcgm: { name: 'DCGM_FI_DEV_ECC_SBE_AGG_TOTAL', scale: 1, unit: 'errors' },
+    prometheus: { name: 'gpu_ecc_single_bit_aggregate_errors_total', scale: 1, unit: 'errors' },
+  },
+  {
+    source: 'eccDbeAggregate', collector: 'memory_errors', type: 'counter', entity: 'gpu',
+    help: 'Double-bit (uncorrectable) ECC errors over the GPU\'s lifetime (aggregate, kept in the InfoROM across reboots; re-read every --health.interval). A GPU whose count keeps growing is a candidate for replacement',
+    dcgm: { name: 'DCGM_FI_DEV_ECC_DBE_AGG_TOTAL', scale: 1, unit: 'errors' },
+    prometheus: { name: 'gpu_ecc_double_bit_aggregate_errors_total', scale: 1, unit: 'errors' },
+  },
+  {
+    source: 'retiredPagesSbe', collector: 'memory_errors', type: 'counter', entity: 'gpu',
+    help: 'Framebuffer pages retired after repeated single-bit ECC errors, over the GPU\'s lifetime (page retirement: GPUs before Ampere; re-read every --health.interval). A growing count means failing memory',
+    dcgm: { name: 'DCGM_FI_DEV_RETIRED_SBE', scale: 1, unit: 'pages' },
+    prometheus: { name: 'gpu_retired_pages_single_bit_total', scale: 1, unit: 'pages' },
+  },
+  {
+    source: 'retiredPagesDbe', collector: 'memory_errors', type: 'counter', entity: 'gpu',
+    help: 'Framebuffer pages retired after a double-bit ECC error, over the GPU\'s lifetime (page retirement: GPUs before Ampere; re-read every --health.interval). Each one followed an uncorrectable error',
+    dcgm: { name: 'DCGM_FI_DEV_RETIRED_DBE', scale: 1, unit: 'pages' },
+    prometheus: { name: 'gpu_retired_pages_double_bit_total', scale: 1, unit: 'pages' },
+  },
+  {
+    source: 'retiredPagesPending', collector: 'memory_errors', type: 'gauge', entity: 'gpu',
+    help: '1 while retired pages wait for the next driver reload or GPU reset to take effect (until then the bad memory can still be used): drain and reset the GPU; 0 otherwise',
+    dcgm: { name: 'DCGM_FI_DEV_RETIRED_PENDING', scale: 1, unit: 'bool' },
+    prometheus: { name: 'gpu_retired_pages_pending', scale: 1, unit: 'bool' },
+  },
+  {
+    source: 'remappedRowsCorrectable', collector: 'memory_errors', type: 'counter', entity: 'gpu',
+    help: 'Memory rows remapped to spare rows after correctable errors, over the GPU\'s lifetime (row remapping: Ampere and later; absent in MIG mode; re-read every --health.interval)',
+    dcgm: { name: 'DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS', scale: 1, unit: 'rows' },
+    prometheus: { name: 'gpu_remapped_rows_correctable_total', scale: 1, unit: 'rows' },
+  },
+  {
+    source: 'remappedRowsUncorrectable', collector: 'memory_errors', type: 'counter', entity: 'gpu',
+    help: 'Memory rows remapped to spare rows after uncorrectable errors, over the GPU\'s lifetime (row remapping: Ampere and later; absent in MIG mode; re-read every --health.interval). Each one followed a double-bit error',
+    dcgm: { name: 'DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS', scale: 1, unit: 'rows' },
+    prometheus: { name: 'gpu_remapped_rows_uncorrectable_total', scale: 1, unit: 'rows' },
+  },
+  {
+    source: 'remappedRowsPending', collector: 'memory_errors', type: 'gauge', entity: 'gpu',
+    help: '1 while a row remapping waits for a GPU reset to take effect: drain and reset the GPU; 0 otherwise (absent in MIG mode)',
+    dcgm: { name: 'DCGM_FI_DEV_ROW_REMAP_PENDING', scale: 1, unit: 'bool' },
+    prometheus: { name: 'gpu_row_remap_pending', scale: 1, unit: 'bool' },
+  },
+  {
+    source: 'remappedRowsFailure', collector: 'memory_errors', type: 'gauge', entity: 'gpu',
+    help: '1 when a row remapping failed (no spare row left): the memory can no longer repair itself and the GPU should be replaced; 0 otherwise (absent in MIG mode)',
+    dcgm: { name: 'DCGM_FI_DEV_ROW_REMAP_FAILURE', scale: 1, unit: 'bool' },
+    prometheus: { name: 'gpu_row_remap_failure', scale: 1, unit: 'bool' },
+  },
+  {
+    source: 'pcieReplays', collector: 'pcie_errors', type: 'counter', entity: 'gpu',
+    help: 'PCIe link-level replays (packets sent again after a transmission error) since the driver loaded. A few are normal; a steady rate points at a marginal link, riser or slot and costs throughput',
+    dcgm: { name: 'DCGM_FI_DEV_PCIE_REPLAY_COUNTER', scale: 1, unit: 'replays' },
+    prometheus: { name: 'gpu_pcie_replays_total', scale: 1, unit: 'replays' },
+  },
+  {
+    source: 'nvlinkCrcFlitErrors', collector: 'nvlink', type: 'counter', entity: 'gpu',
+    help: 'NVLink flow-control (flit) CRC errors summed over the GPU\'s links since the driver loaded (GPUs with NVLink). A growing count means a degrading link',
+    dcgm: { name: 'DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL', scale: 1, unit: 'errors' },
+    prometheus: { name: 'gpu_nvlink_crc_flit_errors_total', scale: 1, unit: 'errors' },
+  },
+  {
+    source: 'nvlinkCrcDataErrors', collector: 'nvlink', type: 'counter', entity: 'gpu',
+    help: 'NVLink data CRC errors summed over the GPU\'s links since the driver loaded (GPUs with NVLink). A growing count means a degrading link',
+    dcgm: { name: 'DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL', scale: 1, unit: 'errors' },
+    prometheus: { name: 'gpu_nvlink_crc_data_errors_total', scale: 1, unit: 'errors' },
+  },
+  {
+    source: 'nvlinkReplayErrors', collector: 'nvlink', type: 'counter', entity: 'gpu',
+    help: 'NVLink replays (transfers sent again after an error) summed over the GPU\'s links since the driver loaded (GPUs with NVLink); corrected, but a steady rate costs bandwidth',
+    dcgm: { name: 'DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL', scale: 1, unit: 'errors' },
+    prometheus: { name: 'gpu_nvlink_replay_errors_total', scale: 1, unit: 'errors' },
+  },
+  {
+    source: 'nvlinkRecoveryErrors', collector: 'nvlink', type: 'counter', entity: 'gpu',
+    help: 'NVLink recoveries (a link retrained after errors) summed over the GPU\'s links since the driver loaded (GPUs with NVLink); any increase deserves a look, as links that keep recovering tend to fail',
+    dcgm: { name: 'DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL', scale: 1, unit: 'errors' },
+    prometheus: { name: 'gpu_nvlink_recovery_errors_total', scale: 1, unit: 'errors' },
+  },
+  {
+    source: 'nvlinkTotalKiB', collector: 'nvlink', type: 'counter', entity: 'gpu',
+    help: 'NVLink data transmitted plus received over all of the GPU\'s links since the driver loaded (GPUs with NVLink; NVML\'s data throughput counters, in KiB in the dcgm scheme); rate() is the NVLink bandwidth in use',
+    dcgm: { name: 'DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL', scale: 1, unit: 'KiB' },
+    prometheus: { name: 'gpu_nvlink_bytes_total', scale: 1024, unit: 'bytes' },
+  },
+  {
+    source: 'nvlinkTxKiB', collector: 'nvlink', type: 'counter', entity: 'gpu',
+    help: 'NVLink data transmitted over all of the GPU\'s links since the driver loaded (GPUs with NVLink)',
+    prometheus: { name: 'gpu_nvlink_transmit_bytes_total', scale: 1024, unit: 'bytes' },
+  },
+  {
+    source: 'nvlinkRxKiB', collector: 'nvlink', type: 'counter', entity: 'gpu',
+    help: 'NVLink data received over all of the GPU\'s links since the driver loaded (GPUs with NVLink)',
+    prometheus: { name: 'gpu_nvlink_receive_bytes_total', scale: 1024, unit: 'bytes' },
   },
 ];
 

@@ -1,5 +1,5 @@
 import type { DeviceHolder, PodIdentity, SampleAttribution } from '../attribution/attribution.js';
-import type { GpuSample, MigSample, NodeSample } from '../sample.js';
+import type { GpuSample, MigSample, NodeSample, Values } from '../sample.js';
 import { labelString, type RenderFamily } from './exposition.js';
 import { familyName, GPU_FAMILIES, INFO_FAMILIES, type NamingScheme } from './families.js';
 
@@ -76,14 +76,20 @@ export function deviceLabelPairs(sample: NodeSample, scheme: NamingScheme, hostn
 /** Builds every GPU family from one sample. Families with no series are dropped. */
 export function buildGpuFamilies(sample: NodeSample, ctx: SeriesContext): RenderFamily[] {
   const { scheme, hostname, attribution } = ctx;
-  const gpuSets: { gpu: GpuSample; labels: string[] }[] = [];
-  const migSets: { mig: MigSample; labels: string[] }[] = [];
+  /** A device's values, its label sets (one per holder), and label sets with one more pair (label dimensions). */
+  type DeviceSet = { values: Values; labels: string[]; withPair: (name: string, value: string) => string[] };
+  const gpuSets: DeviceSet[] = [];
+  const migSets: DeviceSet[] = [];
+  const deviceSet = (values: Values, base: Pairs, uuid: string): DeviceSet => {
+    const holders = attribution.holdersOf(uuid);
+    return { values, labels: deviceLabelSets(base, holders), withPair: (name, value) => deviceLabelSets([...base, [name, value]], holders) };
+  };
   const info: RenderFamily = { name: INFO_FAMILIES.gpu.name, type: 'gauge', help: INFO_FAMILIES.gpu.help, series: [] };
   const migInfo: RenderFamily = { name: INFO_FAMILIES.mig.name, type: 'gauge', help: INFO_FAMILIES.mig.help, series: [] };
 
   for (const gpu of sample.gpus) {
     const base = gpuPairs(scheme, gpu, sample.driverVersion, hostname);
-    gpuSets.push({ gpu, labels: deviceLabelSets(base, attribution.holdersOf(gpu.uuid)) });
+    gpuSets.push(deviceSet(gpu.values, base, gpu.uuid));
     const infoPairs: Pairs =
       scheme === 'dcgm'
         ? base
@@ -91,7 +97,7 @@ export function buildGpuFamilies(sample: NodeSample, ctx: SeriesContext): Render
     info.series.push({ labels: labelString(infoPairs), value: 1 });
     for (const mig of gpu.mig) {
       const migBase = migPairs(scheme, base, mig);
-      migSets.push({ mig, labels: deviceLabelSets(migBase, attribution.holdersOf(mig.uuid)) });
+      migSets.push(deviceSet(mig.values, migBase, mig.uuid));
       migInfo.series.push({
         labels: labelString([...migBase, ['mig_uuid', mig.uuid], ['compute_instance_id', String(mig.computeInstanceId)]]),
         value: 1,
@@ -108,20 +114,18 @@ export function buildGpuFamilies(sample: NodeSample, ctx: SeriesContext): Render
       // 15 significant digits drop binary noise from unit scaling (75198 mW -> 75.198, not 75.19800000000001)
       return naming.integer ? Math.round(v) : Number(v.toPrecision(15));
     };
-    if (def.entity !== 'mig') {
-      for (const { gpu, labels } of gpuSets) {
-        const raw = gpu.values[def.source];
-        if (raw === undefined) continue;
+    const sets = def.entity === 'gpu' ? gpuSets : def.entity === 'mig' ? migSets : [...gpuSets, ...migSets];
+    for (const set of sets) {
+      const raw = set.values[def.source];
+      if (raw === undefined) continue;
+      if (!def.labels) {
         const value = convert(raw);
-        for (const l of labels) family.series.push({ labels: l, value });
+        for (const l of set.labels) family.series.push({ labels: l, value });
+        continue;
       }
-    }
-    if (def.entity !== 'gpu') {
-      for (const { mig, labels } of migSets) {
-        const raw = mig.values[def.source];
-        if (raw === undefined) continue;
-        const value = convert(raw);
-        for (const l of labels) family.series.push({ labels: l, value });
+      for (const { value: labelValue, of } of def.labels.values) {
+        const value = convert(of(raw));
+        for (const l of set.withPair(def.labels.name, labelValue)) family.series.push({ labels: l, value });
       }
     }
     families.push(family);

@@ -6,6 +6,11 @@ export interface WorkerInit {
   driverRoot?: string;
   /** Collector name -> enabled. */
   collectors: Record<string, boolean>;
+  /**
+   * How often slow collectors (e.g. memory_errors) re-read a GPU, ms (--health.interval); their last
+   * values are carried in between. Absent or not above the sample interval: every tick.
+   */
+  slowIntervalMs?: number;
 }
 
 export type ToWorker = { type: 'init' } | { type: 'tick'; id: number } | { type: 'shutdown' };

@@ -57,7 +57,13 @@ export class Sampler extends EventEmitter {
   }
 
   private spawn(): void {
-    const init: WorkerInit = { libraryPath: this.opts.libraryPath, driverRoot: this.opts.driverRoot, collectors: this.opts.collectors };
+    const init: WorkerInit = {
+      libraryPath: this.opts.libraryPath,
+      driverRoot: this.opts.driverRoot,
+      collectors: this.opts.collectors,
+      // at or below the sample interval, slow collectors simply run every tick
+      slowIntervalMs: (this.opts.slowIntervalMs ?? 0) > this.opts.intervalMs ? this.opts.slowIntervalMs : 0,
+    };
     const worker = startWorker(init);
     this.worker = worker;
     this.busy.reset();

@@ -3,7 +3,7 @@ import type { Collector, GpuTarget } from '../collectors/collector.js';
 import { ValueReader } from '../collectors/collector.js';
 import type { NvmlBinding } from '../native/nvml-binding.js';
 import { NvmlError } from '../native/nvml-return.js';
-import type { CollectorReport, GpuSample, LostGpu, NodeSample } from '../sample.js';
+import type { CollectorReport, GpuSample, LostGpu, NodeSample, Values } from '../sample.js';
 
 interface Identity {
   uuid: string;
@@ -12,11 +12,33 @@ interface Identity {
   minor: number;
 }
 
-/** What the Ticker remembers per GPU index: its identity and the collectors' state bag. */
+/** The last run of a slow collector on one GPU: what it wrote, carried into samples until the next run. */
+interface SlowReading {
+  atMs: number;
+  values: Values;
+  error?: string;
+}
+
+/** What the Ticker remembers per GPU index: its identity, the collectors' state bag, slow readings. */
 interface CachedGpu {
   id: Identity;
   state: Map<string, unknown>;
+  /** By collector name. */
+  slow: Map<string, SlowReading>;
 }
+
+export interface TickerOptions {
+  /**
+   * How often collectors marked `slow` run on a GPU, ms; in between, the values (and error) of
+   * their last run are carried over. 0 (the default): every tick.
+   */
+  slowIntervalMs?: number;
+  /** Monotonic clock in ms (tests); default performance.now. */
+  now?: () => number;
+}
+
+/** Ticks start on a timer with some jitter: a slow reading this much early still counts as due. */
+const SLOW_SLACK_MS = 50;
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -29,14 +51,23 @@ function message(err: unknown): string {
 export class Ticker {
   private readonly identities = new Map<number, CachedGpu>();
   private driverVersion = '';
+  /** A slow collector's reading older than this is re-read (0: slow collectors run every tick). */
+  private readonly slowDueAfterMs: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly nvml: NvmlBinding,
     private readonly collectors: readonly Collector[],
-  ) {}
+    opts: TickerOptions = {},
+  ) {
+    const slowMs = Math.max(0, opts.slowIntervalMs ?? 0);
+    this.slowDueAfterMs = slowMs - Math.min(SLOW_SLACK_MS, slowMs / 2);
+    this.now = opts.now ?? (() => performance.now());
+  }
 
   tick(): NodeSample {
     const started = performance.now();
+    const slowNow = this.now();
     const takenAtMs = Date.now();
     const lostGpus: LostGpu[] = [];
     const targets: GpuTarget[] = [];
@@ -74,6 +105,14 @@ export class Ticker {
       let error: string | undefined;
       for (const target of targets) {
         if (lostIndexes.has(target.sample.index)) continue;
+        const slow = collector.slow && this.slowDueAfterMs > 0 ? this.identities.get(target.sample.index)?.slow : undefined;
+        const last = slow?.get(collector.name);
+        if (last && slowNow - last.atMs < this.slowDueAfterMs) {
+          Object.assign(target.sample.values, last.values);
+          if (last.error && !error) error = `GPU ${target.sample.index}: ${last.error}`;
+          continue;
+        }
+        const before = slow ? new Set(Object.keys(target.sample.values)) : undefined;
         const reader = new ValueReader(this.nvml);
         try {
           collector.collect(reader, target);
@@ -86,6 +125,10 @@ export class Ticker {
           reader.firstError ??= err instanceof Error ? err : new Error(String(err));
         }
         if (reader.firstError && !error) error = `GPU ${target.sample.index}: ${reader.firstError.message}`;
+        if (slow && before) {
+          const written = Object.entries(target.sample.values).filter(([k]) => !before.has(k));
+          slow.set(collector.name, { atMs: slowNow, values: Object.fromEntries(written) as Values, ...(reader.firstError ? { error: reader.firstError.message } : {}) });
+        }
       }
       reports.push({
         name: collector.name,
@@ -109,7 +152,7 @@ export class Ticker {
 
   /**
    * Identity is re-read only when the UUID at an index changes (GPU swapped or re-enumerated);
-   * the collectors' state bag starts afresh with it and goes when the index does.
+   * the collectors' state bag and slow readings start afresh with it and go when the index does.
    */
   private identity(index: number, device: unknown): CachedGpu {
     const uuid = this.nvml.uuid(device);
@@ -123,6 +166,7 @@ export class Ticker {
         minor: this.nvml.minorNumber(device),
       },
       state: new Map(),
+      slow: new Map(),
     };
     this.identities.set(index, entry);
     return entry;

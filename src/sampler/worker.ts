@@ -23,7 +23,7 @@ function initialise(): void {
     const binding = new NvmlBinding({ libraryPath: init.libraryPath, driverRoot: init.driverRoot });
     binding.init();
     nvml = binding;
-    ticker = new Ticker(binding, enabledCollectors(init.collectors));
+    ticker = new Ticker(binding, enabledCollectors(init.collectors), { slowIntervalMs: init.slowIntervalMs ?? 0 });
     let driverVersion = '';
     try {
       driverVersion = binding.driverVersion();
