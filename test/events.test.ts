@@ -127,3 +127,24 @@ describe('events and lost GPUs on /metrics', () => {
     }
   }, 40_000);
 });
+
+describe('GPUs seen since start', () => {
+  it('marks a GPU that drops out of the device list as not answering, once, and back when it returns', async () => {
+    const { SeenGpus } = await import('../src/health/seen-gpus.js');
+    const pino = (await import('pino')).default;
+    const { Writable } = await import('node:stream');
+    const logs: string[] = [];
+    const seen = new SeenGpus(pino({}, new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) })));
+    const gpu = (index: number, uuid: string) => ({ index, uuid, name: 'n', pciBusId: `p${index}`, minor: index, values: {}, mig: [], processes: [] });
+    const sample = (gpus: ReturnType<typeof gpu>[]) => ({ takenAtMs: 0, monotonicMs: 0, driverVersion: 'd', gpus, lostGpus: [], collectors: [], tickSeconds: 0 });
+    seen.observe(sample([gpu(0, G0), gpu(1, G1)]));
+    seen.observe(sample([gpu(0, G0)])); // device count dropped: no error, just gone
+    seen.observe(sample([gpu(0, G0)]));
+    expect(seen.all().map((s) => [s.gpu.uuid, s.answering])).toEqual([[G0, true], [G1, false]]);
+    expect(logs.filter((l) => l.includes('GPU missing')).length).toBe(1);
+    expect(logs.find((l) => l.includes('GPU missing'))).toContain('no longer listed by NVML');
+    seen.observe(sample([gpu(0, G0), gpu(1, G1)]));
+    expect(seen.all().every((s) => s.answering)).toBe(true);
+    expect(logs.filter((l) => l.includes('GPU answering again')).length).toBe(1);
+  });
+});
