@@ -107,6 +107,7 @@ export class Exporter {
       kubelet: k && { ...k.status, pods: k.map.pods, unknownDeviceIds: unknownDeviceIds(k.map, sample) },
       podMetadataSynced: config.podMetadata ? (this.podMetadata?.synced ?? false) : undefined,
       eventWatch: this.events && { up: this.events.up, restarts: this.events.restarts },
+      unplacedProcesses: sample && config.collectors.processes ? attribution.unplacedProcesses : undefined,
     });
     return this.cache.update([...gpuFamilies, ...healthFamilies, ...podFamilies, ...own]);
   }

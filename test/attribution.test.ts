@@ -87,6 +87,7 @@ describe('pod labels from the kubelet', () => {
     expect(mem({ gpu: '7', GPU_I_ID: '9' }).map((s) => [s.labels.pod, s.value])).toEqual([['embed-job-2-4hx9d', 3221225472]]);
     const procs = seriesOf(text, 'gpu_container_processes').reduce((a, s) => a + s.value, 0);
     expect(procs).toBe(11);
+    expect(seriesOf(text, 'kube_gpu_exporter_unplaced_processes')[0]?.value).toBe(0);
     const sm = seriesOf(text, 'gpu_container_sm_utilization_ratio');
     const trainer = sm.find((s) => s.labels.UUID === G[0])!;
     expect(trainer.labels.container).toBe('trainer');
@@ -103,6 +104,9 @@ describe('pod labels from the kubelet', () => {
     const text = await scrape(exp.url);
     expect(podsOf(text, 'DCGM_FI_DEV_GPU_TEMP', { UUID: G[4] })).toHaveLength(3);
     expect(seriesOf(text, 'kube_gpu_exporter_kubelet_pods')[0]?.value).toBe(8);
+    // its process (still listed by the simulated NVML) has no /proc entry now: unplaced, not "outside pods"
+    expect(seriesOf(text, 'kube_gpu_exporter_unplaced_processes')[0]?.value).toBe(1);
+    expect(seriesOf(text, 'gpu_container_processes').filter((s) => s.labels.UUID === G[4] && s.labels.pod === '')).toEqual([]);
   });
 
   it('escapes odd pod and container names and counts unknown device ids', async () => {

@@ -34,10 +34,13 @@ export interface ContainerUsage {
 export interface SampleAttribution {
   holdersOf(deviceUuid: string): readonly DeviceHolder[];
   readonly usage: readonly ContainerUsage[];
+  /** GPU processes whose owner could not be read from /proc (left out of usage). */
+  readonly unplacedProcesses: number;
 }
 
 /** No kubelet, no process data: series carry no pod labels (as dcgm-exporter writes an unallocated device). */
 export const NO_ATTRIBUTION: SampleAttribution = {
   holdersOf: () => [],
   usage: [],
+  unplacedProcesses: 0,
 };

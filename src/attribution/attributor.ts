@@ -81,8 +81,8 @@ export class Attributor {
         }),
       );
     }
-    const usage = this.sources.processOwners ? this.usage(sample, this.sources.processOwners) : [];
-    return { holdersOf: (uuid) => holders.get(uuid) ?? [], usage };
+    const { usage, unplaced } = this.sources.processOwners ? this.usage(sample, this.sources.processOwners) : { usage: [], unplaced: 0 };
+    return { holdersOf: (uuid) => holders.get(uuid) ?? [], usage, unplacedProcesses: unplaced };
   }
 
   private withMetadata<T extends PodIdentity>(id: T): T {
@@ -101,12 +101,22 @@ export class Attributor {
     return id;
   }
 
-  private usage(sample: NodeSample, owners: ProcessOwners): ContainerUsage[] {
+  /**
+   * Per-container use. A process whose owner cannot be read (pid not visible: no hostPID or
+   * not the host's /proc) is counted as unplaced, not passed off as a process outside pods.
+   */
+  private usage(sample: NodeSample, owners: ProcessOwners): { usage: ContainerUsage[]; unplaced: number } {
     const out = new Map<string, ContainerUsage>();
     const live: number[] = [];
+    let unplaced = 0;
     const add = (deviceUuid: string, p: ProcessSample, smUtil: number | undefined) => {
       live.push(p.pid);
-      const owner = this.ownerIdentity(owners.ownerOf(p.pid));
+      const answer = owners.ownerOf(p.pid);
+      if (answer.kind === 'unknown') {
+        unplaced++;
+        return;
+      }
+      const owner = this.ownerIdentity(answer);
       const key = `${deviceUuid}\u0000${owner ? `${owner.namespace}\u0000${owner.pod}\u0000${owner.container}\u0000${owner.podUid ?? ''}` : ''}`;
       let u = out.get(key);
       if (!u) out.set(key, (u = { deviceUuid, owner, processes: 0 }));
@@ -120,7 +130,7 @@ export class Attributor {
       for (const mig of gpu.mig) for (const p of mig.processes ?? []) add(mig.uuid, p, undefined);
     }
     owners.retain(live);
-    return [...out.values()];
+    return { usage: [...out.values()], unplaced };
   }
 
   private ownerIdentity(answer: ProcessOwnerAnswer): PodIdentity | undefined {

@@ -18,6 +18,8 @@ export interface ExporterStatus {
   version: string;
   naming: string;
   kubelet?: KubeletSeriesStatus;
+  /** GPU processes per-process attribution could not place (when the processes collector is on). */
+  unplacedProcesses?: number;
   /** Set when the NVML event thread is on. */
   eventWatch?: { up: boolean; restarts: number };
   /** Set when pod metadata from the Kubernetes API is on. */
@@ -49,6 +51,7 @@ export function buildExporterFamilies(sample: NodeSample | undefined, status: Ex
     if (k.lastSuccessMs !== undefined) out.push(family(F.kubeletLastSuccess, [{ labels: '', value: k.lastSuccessMs / 1000 }]));
     if (k.lastRefreshSeconds !== undefined) out.push(family(F.kubeletRefreshDuration, [{ labels: '', value: k.lastRefreshSeconds }]));
   }
+  if (status.unplacedProcesses !== undefined) out.push(family(F.unplacedProcesses, [{ labels: '', value: status.unplacedProcesses }]));
   if (status.eventWatch) {
     out.push(family(F.eventWatchUp, [{ labels: '', value: status.eventWatch.up ? 1 : 0 }]), family(F.eventWatchRestarts, [{ labels: '', value: status.eventWatch.restarts }]));
   }

@@ -409,6 +409,7 @@ export const EXPORTER_FAMILIES = {
   kubeletFailures: { name: 'kube_gpu_exporter_kubelet_refresh_failures_total', type: 'counter', help: 'Refreshes of the device-to-pod mapping that failed (socket missing, timeout, error)', labels: [] },
   kubeletPods: { name: 'kube_gpu_exporter_kubelet_pods', type: 'gauge', help: 'Pods holding NVIDIA devices in the last good mapping', labels: [] },
   kubeletUnknownDevices: { name: 'kube_gpu_exporter_kubelet_unknown_device_ids', type: 'gauge', help: 'Device ids the kubelet lists under NVIDIA resources that match no device sampled on this node (ignored)', labels: [] },
+  unplacedProcesses: { name: 'kube_gpu_exporter_unplaced_processes', type: 'gauge', help: 'GPU processes whose pod could not be read from /proc/<pid>/cgroup (pid not visible: per-process attribution needs hostPID and the host /proc); left out of the gpu_container_* families', labels: [] },
   eventWatchUp: { name: 'kube_gpu_exporter_event_watch_up', type: 'gauge', help: 'Whether the NVML event thread is registered and waiting for Xid and ECC events (1) or not (0: restarting, or events not supported)', labels: [] },
   eventWatchRestarts: { name: 'kube_gpu_exporter_event_watch_restarts_total', type: 'counter', help: 'Times the NVML event thread was restarted after a failure', labels: [] },
   podMetadataSynced: { name: 'kube_gpu_exporter_pod_metadata_synced', type: 'gauge', help: 'Whether the watch on this node\'s pods in the Kubernetes API is in sync (1) or not (0); absent unless --kubernetes.pod-metadata=true', labels: [] },
