@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { NodeSample } from '../sample.js';
 import { BusyTimeIntegrator } from './busy-time.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { StateChangeLog } from './state-log.js';
+import { startModuleWorker } from '../worker-thread.js';
 
 export interface SamplerOptions extends WorkerInit {
   intervalMs: number;
@@ -14,15 +15,6 @@ export interface SamplerOptions extends WorkerInit {
 }
 
 export type SamplerState = 'starting' | 'nvml-unavailable' | 'ready' | 'stopped';
-
-/** Starts the worker: compiled JavaScript in production, through tsx's loader under tsx/vitest. */
-function startWorker(workerData: WorkerInit): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData });
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./worker.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, workerData });
-}
 
 /**
  * Main-thread side of sampling: drives the worker on its interval, keeps the last complete
@@ -64,7 +56,7 @@ export class Sampler extends EventEmitter {
       // at or below the sample interval, slow collectors simply run every tick
       slowIntervalMs: (this.opts.slowIntervalMs ?? 0) > this.opts.intervalMs ? this.opts.slowIntervalMs : 0,
     };
-    const worker = startWorker(init);
+    const worker = startModuleWorker(import.meta.url, 'worker', init);
     this.worker = worker;
     this.busy.reset();
     worker.on('message', (msg: FromWorker) => this.onMessage(msg));
