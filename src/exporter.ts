@@ -14,7 +14,7 @@ import { buildPodFamilies } from './metrics/pod-series.js';
 import { buildHealthFamilies } from './metrics/health-series.js';
 import { EventTally } from './events/event-tally.js';
 import { EventWatcher } from './events/event-watcher.js';
-import type { GpuEvent } from './events/protocol.js';
+import type { FromEventWorker, GpuEvent } from './events/protocol.js';
 import { xidMessage } from './events/xid.js';
 import { SeenGpus } from './health/seen-gpus.js';
 import { EventType } from './native/nvml-constants.js';
@@ -30,7 +30,7 @@ export interface ExporterOptions {
   processOwners?: ProcessOwners;
 }
 
-/** Longest single NVML event wait: shutdown waits at most this long for the event thread. */
+/** Longest single NVML event wait: shutdown waits at most this long for the event loop. */
 const EVENT_WAIT_MS = 1000;
 
 /** Device ids in the kubelet's map that name no device of this sample, plus ids that are not device ids. */
@@ -68,9 +68,7 @@ export class Exporter {
       ? new DeviceMapSource({ socketPath: config.kubeletSocket, refreshMs: config.kubeletRefreshMs, deadlineMs: config.kubeletTimeoutMs, logger })
       : undefined;
     this.seen = new SeenGpus(logger);
-    this.events = config.nvmlEvents
-      ? new EventWatcher({ libraryPath: config.nvmlLibrary, driverRoot: config.driverRoot, waitMs: EVENT_WAIT_MS, logger })
-      : undefined;
+    this.events = config.nvmlEvents ? new EventWatcher(logger) : undefined;
     this.events?.on('event', (e) => this.onEvent(e));
     this.attributor = new Attributor({
       deviceMap: () => this.deviceMaps?.map ?? EMPTY_DEVICE_MAP,
@@ -85,9 +83,11 @@ export class Exporter {
       driverRoot: config.driverRoot,
       collectors: config.collectors,
       slowIntervalMs: config.healthIntervalMs,
+      ...(config.nvmlEvents ? { eventWaitMs: EVENT_WAIT_MS } : {}),
       logger,
     });
     this.sampler.on('sample', (s: NodeSample) => void this.render(s));
+    this.sampler.on('events', (msg: FromEventWorker) => this.events?.handle(msg));
   }
 
   /** Renders a sample (or the empty state before the first one). */
@@ -143,7 +143,6 @@ export class Exporter {
     const { config, logger } = this.opts;
     await this.render(undefined);
     this.deviceMaps?.start();
-    this.events?.start();
     if (config.podMetadata) void this.startPodMetadata();
     this.sampler.start();
     const server = createServer(createRequestHandler(this.servedState()));
@@ -190,7 +189,7 @@ export class Exporter {
   async stop(): Promise<void> {
     const podMetadata = this.podMetadata;
     this.podMetadata = undefined;
-    await Promise.all([this.sampler.stop(), this.events?.stop(), this.deviceMaps?.stop(), podMetadata?.stop()]);
+    await Promise.all([this.sampler.stop(), this.deviceMaps?.stop(), podMetadata?.stop()]);
     const server = this.server;
     this.server = undefined;
     if (server) {

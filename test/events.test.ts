@@ -48,10 +48,11 @@ describe('event tally', () => {
   });
 });
 
-describe('the event watcher thread against the simulated library', () => {
-  it('delivers Xids with their GPU and MIG instance, restarts after a failed wait, and stops cleanly mid-wait', async () => {
+describe('the event loop on the sampling thread, against the simulated library', () => {
+  it('delivers Xids with their GPU and MIG instance, registers again after a failed wait, and stops cleanly mid-wait', async () => {
     const { simulatedNode } = await import('../src/sim/harness.js');
     const { EventWatcher } = await import('../src/events/event-watcher.js');
+    const { Sampler } = await import('../src/sampler/sampler.js');
     const pino = (await import('pino')).default;
     const { Writable } = await import('node:stream');
     const node = simulatedNode('test/fixtures/events.sim');
@@ -59,10 +60,18 @@ describe('the event watcher thread against the simulated library', () => {
     const logs: string[] = [];
     const logger = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) }));
     const waitMs = 400;
-    const watcher = new EventWatcher({ libraryPath: node.libraryPath, waitMs, logger, restartMinMs: 100, restartMaxMs: 200 });
+    const sampler = new Sampler({ intervalMs: 200, initRetryMs: 1000, libraryPath: node.libraryPath, collectors: {}, logger, eventWaitMs: waitMs });
+    const watcher = new EventWatcher(logger);
+    const stopped: string[] = [];
+    sampler.on('events', (m: import('../src/events/protocol.js').FromEventWorker) => {
+      if (m.type === 'stopped') stopped.push('stopped');
+      watcher.handle(m);
+    });
     const events: import('../src/events/protocol.js').GpuEvent[] = [];
     watcher.on('event', (e) => events.push(e));
-    watcher.start();
+    let ticks = 0;
+    sampler.on('sample', () => ticks++);
+    sampler.start();
     const deadline = Date.now() + 15_000;
     while (!events.some((e) => e.data === 79) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 
@@ -71,19 +80,20 @@ describe('the event watcher thread against the simulated library', () => {
       ['GPU-1111', XID, 13, '-'],
       ['GPU-6666', XID, 31, 2],
       ['GPU-1111', Number(EventType.DOUBLE_BIT_ECC), 0, '-'],
-      ['GPU-1111', XID, 79, '-'], // after the restart, and the earlier events are not delivered again
+      ['GPU-1111', XID, 79, '-'], // after registering again; the earlier events are not delivered twice
     ]);
     expect(watcher.restarts).toBeGreaterThanOrEqual(1);
     expect(watcher.up).toBe(true);
     expect(watcher.registered.map((g) => g.index)).toEqual([0, 1]);
     expect(logs.filter((l) => l.includes('NVML event watch failed')).length).toBe(1); // once, not per retry
+    expect(ticks).toBeGreaterThan(15); // sampling went on while waits blocked
 
-    // stop while a wait is in progress: returns within about one wait, the thread is gone
+    // stop while a wait is in progress: returns within about one wait, the loop reports it stopped
     await new Promise((r) => setTimeout(r, 100));
     const t0 = performance.now();
-    await watcher.stop();
+    await sampler.stop();
     expect(performance.now() - t0).toBeLessThan(waitMs + 1000);
-    expect(watcher.up).toBe(false);
+    expect(stopped.length).toBeGreaterThanOrEqual(1);
   }, 30_000);
 });
 
@@ -96,11 +106,11 @@ describe('events and lost GPUs on /metrics', () => {
     const { startInProcess } = await import('./support/in-process.js');
     const { scrape, seriesOf, waitFor } = await import('./support/exporter-process.js');
     const node = simulatedNode('test/fixtures/events.sim');
-    // later event times (the worker threads start under tsx here), no wait fault, and GPU 0 falls off the bus with its Xid 79
+    // later event times (sim time counts from the first nvmlInit of this process, in the test above), no wait fault, and GPU 0 falls off the bus with its Xid 79
     const text = readFileSync(node.statePath, 'utf8')
       .replace(/^fault .*$/m, '')
-      .replace(/^(event \d \w+ \d+ )(\d+)/gm, (_m, head: string, at: string) => `${head}${Number(at) + 4000}`)
-      .concat('fault * 0 15 7600\n');
+      .replace(/^(event \d \w+ \d+ )(\d+)/gm, (_m, head: string, at: string) => `${head}${Number(at) + 9000}`)
+      .concat('fault * 0 15 14100\n');
     const statePath = path.join(mkdtempSync(path.join(os.tmpdir(), 'kge-events-')), 'events.sim');
     writeFileSync(statePath, text);
     process.env.KGE_SIM_STATE = statePath;

@@ -116,7 +116,7 @@ export const FLAGS = [
   }),
   define({
     flag: '--nvml.events', env: 'KGE_NVML_EVENTS', key: 'nvmlEvents', defaultText: 'true',
-    accepts: 'true or false', help: 'Watch NVML events (Xid errors, ECC, GPU unavailable) on a thread of their own',
+    accepts: 'true or false', help: 'Watch NVML events (Xid errors, ECC, GPU unavailable) (waits run off the event loop, on a libuv pool thread)',
     parse: parseBool,
   }),
   define({

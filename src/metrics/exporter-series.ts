@@ -20,7 +20,7 @@ export interface ExporterStatus {
   kubelet?: KubeletSeriesStatus;
   /** GPU processes per-process attribution could not place (when the processes collector is on). */
   unplacedProcesses?: number;
-  /** Set when the NVML event thread is on. */
+  /** Set when the NVML event watch is on. */
   eventWatch?: { up: boolean; restarts: number };
   /** Set when pod metadata from the Kubernetes API is on. */
   podMetadataSynced?: boolean;

@@ -410,8 +410,8 @@ export const EXPORTER_FAMILIES = {
   kubeletPods: { name: 'kube_gpu_exporter_kubelet_pods', type: 'gauge', help: 'Pods holding NVIDIA devices in the last good mapping', labels: [] },
   kubeletUnknownDevices: { name: 'kube_gpu_exporter_kubelet_unknown_device_ids', type: 'gauge', help: 'Device ids the kubelet lists under NVIDIA resources that match no device sampled on this node (ignored)', labels: [] },
   unplacedProcesses: { name: 'kube_gpu_exporter_unplaced_processes', type: 'gauge', help: 'GPU processes whose pod could not be read from /proc/<pid>/cgroup (pid not visible: per-process attribution needs hostPID and the host /proc); left out of the gpu_container_* families', labels: [] },
-  eventWatchUp: { name: 'kube_gpu_exporter_event_watch_up', type: 'gauge', help: 'Whether the NVML event thread is registered and waiting for Xid and ECC events (1) or not (0: restarting, or events not supported)', labels: [] },
-  eventWatchRestarts: { name: 'kube_gpu_exporter_event_watch_restarts_total', type: 'counter', help: 'Times the NVML event thread was restarted after a failure', labels: [] },
+  eventWatchUp: { name: 'kube_gpu_exporter_event_watch_up', type: 'gauge', help: 'Whether the NVML event watch is registered on at least one GPU and waiting for Xid and ECC events (1) or not (0: registering again after a failure, or events not supported)', labels: [] },
+  eventWatchRestarts: { name: 'kube_gpu_exporter_event_watch_restarts_total', type: 'counter', help: 'Times the NVML event watch failed and registered again', labels: [] },
   podMetadataSynced: { name: 'kube_gpu_exporter_pod_metadata_synced', type: 'gauge', help: 'Whether the watch on this node\'s pods in the Kubernetes API is in sync (1) or not (0); absent unless --kubernetes.pod-metadata=true', labels: [] },
   buildInfo: { name: 'kube_gpu_exporter_build_info', type: 'gauge', help: 'Exporter version and Node.js version (value is always 1)', labels: ['version', 'nodejs_version', 'naming'] },
 } as const satisfies Record<string, ExporterFamily>;

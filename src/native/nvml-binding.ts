@@ -593,14 +593,45 @@ export class NvmlBinding {
    * when none came (TIMEOUT). Other codes throw NvmlError. Never call this on the event loop.
    */
   waitForEvent(set: EventSet, timeoutMs: number): NvmlEvent | undefined {
+    const { f, out, timeout } = this.prepareWait(timeoutMs);
+    return this.decodeEvent(f(set, out, timeout), out);
+  }
+
+  /**
+   * nvmlEventSetWait_v2 on a libuv pool thread (koffi's async call): the calling thread's event
+   * loop keeps running while the wait blocks, so no thread of its own is needed for events.
+   */
+  waitForEventAsync(set: EventSet, timeoutMs: number): Promise<NvmlEvent | undefined> {
+    let prepared: ReturnType<NvmlBinding['prepareWait']>;
+    try {
+      prepared = this.prepareWait(timeoutMs);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const { f, out, timeout } = prepared;
+    return new Promise((resolve, reject) => {
+      (f as unknown as { async: (...args: unknown[]) => void }).async(set, out, timeout, (err: unknown, code: number) => {
+        if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+        try {
+          resolve(this.decodeEvent(code, out));
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
+    });
+  }
+
+  private prepareWait(timeoutMs: number): { f: NativeFn; out: Record<string, unknown>; timeout: number } {
     const name = 'nvmlEventSetWait_v2';
     const f = this.fn(`int ${name}(nvmlEventSet_t set, _Out_ nvmlEventData_t *data, uint32 timeoutms)`, name);
     if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
     const timeout = Number.isFinite(timeoutMs) ? Math.min(0xffffffff, Math.max(0, Math.round(timeoutMs))) : 0xffffffff;
-    const out: Record<string, unknown> = {};
-    const code = f(set, out, timeout);
+    return { f, out: {}, timeout };
+  }
+
+  private decodeEvent(code: number, out: Record<string, unknown>): NvmlEvent | undefined {
     if (code === NVML_ERROR_TIMEOUT) return undefined;
-    this.check(name, code);
+    this.check('nvmlEventSetWait_v2', code);
     const gi = Number(out.gpuInstanceId);
     const ci = Number(out.computeInstanceId);
     return {

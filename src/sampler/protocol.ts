@@ -1,3 +1,4 @@
+import type { FromEventWorker } from '../events/protocol.js';
 import type { NodeSample } from '../sample.js';
 
 /** Messages between the main thread and the sampling worker. */
@@ -11,6 +12,8 @@ export interface WorkerInit {
    * values are carried in between. Absent or not above the sample interval: every tick.
    */
   slowIntervalMs?: number;
+  /** Wait on NVML events (Xid, ECC) with waits of at most this long; off when absent. */
+  eventWaitMs?: number;
 }
 
 export type ToWorker = { type: 'init' } | { type: 'tick'; id: number } | { type: 'shutdown' };
@@ -20,4 +23,5 @@ export type FromWorker =
   | { type: 'init-result'; ok: false; error: string; code?: number }
   | { type: 'sample'; id: number; sample: NodeSample }
   | { type: 'tick-error'; id: number; error: string }
+  | { type: 'events'; msg: FromEventWorker }
   | { type: 'shutdown-done' };

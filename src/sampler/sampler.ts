@@ -55,6 +55,7 @@ export class Sampler extends EventEmitter {
       collectors: this.opts.collectors,
       // at or below the sample interval, slow collectors simply run every tick
       slowIntervalMs: (this.opts.slowIntervalMs ?? 0) > this.opts.intervalMs ? this.opts.slowIntervalMs : 0,
+      ...(this.opts.eventWaitMs !== undefined ? { eventWaitMs: this.opts.eventWaitMs } : {}),
     };
     const worker = startModuleWorker(import.meta.url, 'worker', init);
     this.worker = worker;
@@ -69,6 +70,7 @@ export class Sampler extends EventEmitter {
       this.tickInFlightSince = undefined;
       clearInterval(this.timer);
       this.timer = undefined;
+      this.emit('events', { type: 'stopped' });
       if (this.state === 'stopped') return;
       this.log.warn({ exitCode: code }, 'sampling worker exited; restarting it');
       this.retryTimer = setTimeout(() => this.spawn(), this.opts.initRetryMs);
@@ -110,6 +112,9 @@ export class Sampler extends EventEmitter {
       case 'tick-error':
         this.tickInFlightSince = undefined;
         this.stateLog.tickFailed(msg.error);
+        break;
+      case 'events':
+        this.emit('events', msg.msg);
         break;
       case 'shutdown-done':
         break;

@@ -4,6 +4,7 @@ import { NvmlBinding } from '../native/nvml-binding.js';
 import { NvmlError } from '../native/nvml-return.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { Ticker } from './tick.js';
+import { EventLoop } from '../events/event-loop.js';
 
 /**
  * The only thread that calls NVML. Blocking or hanging calls stall this thread alone;
@@ -13,6 +14,7 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 let nvml: NvmlBinding | undefined;
 let ticker: Ticker | undefined;
+let events: EventLoop | undefined;
 
 function send(msg: FromWorker): void {
   port.postMessage(msg);
@@ -31,6 +33,10 @@ function initialise(): void {
       /* reported through the sample */
     }
     send({ type: 'init-result', ok: true, libraryPath: binding.libraryPath, driverVersion });
+    if (init.eventWaitMs !== undefined) {
+      events = new EventLoop(binding, { waitMs: init.eventWaitMs, minBackoffMs: 1000, maxBackoffMs: 60_000 }, (msg) => send({ type: 'events', msg }));
+      events.start();
+    }
   } catch (err) {
     send({
       type: 'init-result',
@@ -60,14 +66,18 @@ port.on('message', (msg: ToWorker) => {
       }
       break;
     case 'shutdown':
-      try {
-        nvml?.shutdown();
-      } catch {
-        /* shutting down anyway */
-      }
-      nvml = undefined;
-      ticker = undefined;
-      send({ type: 'shutdown-done' });
+      // the event loop ends after its current wait, before NVML goes away under it
+      void (events?.stop() ?? Promise.resolve()).then(() => {
+        try {
+          nvml?.shutdown();
+        } catch {
+          /* shutting down anyway */
+        }
+        nvml = undefined;
+        ticker = undefined;
+        events = undefined;
+        send({ type: 'shutdown-done' });
+      });
       break;
   }
 });
