@@ -9,7 +9,7 @@ import { ProcessOwnerResolver } from './attribution/process-owner.js';
 import type { Config } from './config/flags.js';
 import { createRequestHandler, type ServedState } from './http/server.js';
 import { buildExporterFamilies } from './metrics/exporter-series.js';
-import { buildGpuFamilies } from './metrics/gpu-series.js';
+import { buildGpuFamilies, deviceLabelPairs } from './metrics/gpu-series.js';
 import { buildPodFamilies } from './metrics/pod-series.js';
 import { buildHealthFamilies } from './metrics/health-series.js';
 import { EventTally } from './events/event-tally.js';
@@ -74,7 +74,9 @@ export class Exporter {
       deviceMap: () => this.deviceMaps?.map ?? EMPTY_DEVICE_MAP,
       processOwners:
         opts.processOwners ?? (config.collectors.processes ? new ProcessOwnerResolver({ procRoot: config.procfsPath, logRoot: config.podLogsPath }) : undefined),
-      podMetadata: { metadataOf: (ns, pod) => this.podMetadata?.metadataOf(ns, pod), labelName: (k) => this.podMetadata?.labelName(k) ?? k },
+      ...(config.podMetadata
+        ? { podMetadata: { metadataOf: (ns: string, pod: string) => this.podMetadata?.metadataOf(ns, pod), labelName: (k: string) => this.podMetadata?.labelName(k) ?? k } }
+        : {}),
     });
     this.sampler = new Sampler({
       intervalMs: config.sampleIntervalMs,
@@ -96,8 +98,9 @@ export class Exporter {
     const attribution: SampleAttribution = sample ? this.attributor.attribute(sample) : NO_ATTRIBUTION;
     if (sample) this.seen.observe(sample);
     const gpuFamilies = sample ? buildGpuFamilies(sample, { scheme: config.naming, hostname: config.nodeName, attribution }) : [];
-    const healthFamilies = sample ? buildHealthFamilies(sample, this.tally, this.seen, attribution, config.naming, config.nodeName) : [];
-    const podFamilies = sample ? buildPodFamilies(sample, attribution, config.naming, config.nodeName) : [];
+    const devices = sample ? deviceLabelPairs(sample, config.naming, config.nodeName) : new Map();
+    const healthFamilies = sample ? buildHealthFamilies(sample, devices, this.tally, this.seen, attribution, config.naming, config.nodeName) : [];
+    const podFamilies = buildPodFamilies(devices, attribution);
     const k = this.deviceMaps;
     const own = buildExporterFamilies(sample, {
       nvmlUp: this.sampler.state === 'ready',

@@ -15,11 +15,19 @@ function family(def: { name: string; type: 'gauge' | 'counter'; help: string }):
  * Xid and health-event families and the answering state of every GPU seen since start.
  * Device labels (and pod labels of the holders) are those of the GPU families.
  */
-export function buildHealthFamilies(sample: NodeSample, tally: EventTally, seen: SeenGpus, attribution: SampleAttribution, scheme: NamingScheme, hostname: string): RenderFamily[] {
+export function buildHealthFamilies(
+  sample: NodeSample,
+  sampleDevices: ReadonlyMap<string, Pairs>,
+  tally: EventTally,
+  seen: SeenGpus,
+  attribution: SampleAttribution,
+  scheme: NamingScheme,
+  hostname: string,
+): RenderFamily[] {
   // GPUs that stopped answering keep their series: an Xid 79 must still be seen when its GPU is gone
   const all = seen.all();
   const missing = all.filter((s) => !s.answering).map((s) => ({ ...s.gpu, values: {}, mig: [], processes: [] }));
-  const devices = deviceLabelPairs({ ...sample, gpus: [...sample.gpus, ...missing] }, scheme, hostname);
+  const devices = missing.length ? new Map([...sampleDevices, ...deviceLabelPairs({ ...sample, gpus: missing }, scheme, hostname)]) : sampleDevices;
   const labelsOf = (uuid: string, extra: Pairs = []): string[] => {
     const base = devices.get(uuid);
     return base ? deviceLabelSets([...base, ...extra], attribution.holdersOf(uuid)) : [];

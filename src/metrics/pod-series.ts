@@ -1,19 +1,17 @@
 import type { SampleAttribution } from '../attribution/attribution.js';
-import type { NodeSample } from '../sample.js';
 import { labelString, type RenderFamily } from './exposition.js';
-import { POD_FAMILIES, type NamingScheme, type PodFamily } from './families.js';
-import { deviceLabelPairs, podPairs, type Pairs } from './gpu-series.js';
+import { POD_FAMILIES, type PodFamily } from './families.js';
+import { podPairs, type Pairs } from './gpu-series.js';
 
 function family(def: PodFamily): RenderFamily {
   return { name: def.name, type: def.type, help: `${def.help} (${def.unit}).`, series: [] };
 }
 
 /**
- * Allocation and per-container use, from one sample's attribution. Devices are labelled as
- * on the GPU families of the same scheme, so the two join on device labels.
+ * Allocation and per-container use, from one sample's attribution. `devices` are the device
+ * label pairs of the sample (deviceLabelPairs), as on the GPU families, so the two join on them.
  */
-export function buildPodFamilies(sample: NodeSample, attribution: SampleAttribution, scheme: NamingScheme, hostname: string): RenderFamily[] {
-  const devices = deviceLabelPairs(sample, scheme, hostname);
+export function buildPodFamilies(devices: ReadonlyMap<string, Pairs>, attribution: SampleAttribution): RenderFamily[] {
   const allocated = family(POD_FAMILIES.allocated);
   for (const [uuid, base] of devices) {
     for (const h of attribution.holdersOf(uuid)) {
