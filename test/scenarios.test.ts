@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,6 +5,7 @@ import { familyName, GPU_FAMILIES, NAMING_SCHEMES, POD_FAMILIES, type NamingSche
 import { simulatedNode } from '../src/sim/harness.js';
 import { startSimulatedPods, type SimulatedPods } from '../src/sim/simulated-pods.js';
 import { ROOT, scrape, seriesOf, startExporterProcess, waitFor, type RunningExporter } from './support/exporter-process.js';
+import { promtoolFindings } from './support/promtool.js';
 
 /**
  * Every shipped scenario, through the real CLI in its own process, in both naming schemes:
@@ -41,28 +41,6 @@ export function normalise(text: string): string {
     .join('\n') + '\n';
 }
 
-/**
- * `promtool check metrics` findings. dcgm-exporter's camelCase labels (modelName, UUID, ...)
- * and its counter names without _total (DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION) are the point of
- * the dcgm scheme, so those two lint findings are allowed there; a parse error or any other
- * finding fails.
- */
-const DCGM_COMPAT_LINT = [/ label names should be written in 'snake_case' not 'camelCase'$/, /^DCGM_FI_\w+ counter metrics should have "_total" suffix$/, /^DCGM_FI_\w+ metric name should not include type 'counter'$/];
-
-function promtoolProblems(text: string, scheme: NamingScheme): string[] {
-  let out: string;
-  try {
-    out = execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string };
-    out = `${e.stdout ?? ''}${e.stderr ?? ''}`;
-  }
-  return out
-    .split('\n')
-    .filter((l) => l.trim())
-    .filter((l) => !(scheme === 'dcgm' && DCGM_COMPAT_LINT.some((re) => re.test(l))));
-}
-
 const running: RunningExporter[] = [];
 const podSides: SimulatedPods[] = [];
 afterAll(async () => {
@@ -86,7 +64,7 @@ describe.each(SCENARIOS)('scenario %s', (scenario) => {
       await new Promise((r) => setTimeout(r, 450));
       const text = await scrape(exp.url);
 
-      expect(promtoolProblems(text, scheme)).toEqual([]);
+      expect(promtoolFindings(text, scheme)).toEqual([]);
 
       for (const f of GPU_FAMILIES) if (seriesOf(text, familyName(f, scheme).name).length > 0) seenFamilies.add(`${scheme}:${f.source}`);
       for (const f of Object.values(POD_FAMILIES)) if (seriesOf(text, f.name).length > 0) seenFamilies.add(`${scheme}:${f.name}`);

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { podResourcesService, type AllocatableResourcesResponse, type ListPodResourcesResponse } from '../attribution/kubelet/podresources.js';
@@ -80,6 +80,19 @@ export class FakeKubelet {
     server?.forceShutdown(); // cancels calls in flight, as a dying kubelet would
     rmSync(this.socketPath, { force: true });
     return Promise.resolve();
+  }
+
+  /**
+   * A kubelet that died without cleaning up: nothing serves, but the socket file stays
+   * (connecting is refused rather than finding no file).
+   */
+  async crash(): Promise<void> {
+    if (!this.server) return;
+    const stale = `${this.socketPath}.stale`;
+    rmSync(stale, { force: true });
+    linkSync(this.socketPath, stale); // a second name for the socket outlives close()
+    await this.close();
+    renameSync(stale, this.socketPath);
   }
 
   /** A kubelet restart: the socket goes away and a new one appears at the same path. */
