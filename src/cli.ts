@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { parseFlags, helpText, type Config } from './config/flags.js';
 import { ExporterError } from './errors.js';
 import { Exporter } from './exporter.js';
@@ -26,24 +27,70 @@ export function configFromArgs(argv: readonly string[]): Config {
   }
 }
 
+/**
+ * Exits now, even with the sampling thread stuck inside a hung NVML call: a normal exit waits for
+ * every thread to finish, so this calls libc's _exit (koffi is loaded here only for that).
+ */
+async function exitNow(code: number, lastWords: string): Promise<never> {
+  writeSync(1, lastWords + '\n');
+  try {
+    const { default: koffi } = await import('koffi');
+    const exit = koffi.load('libc.so.6').func('void _exit(int)') as (c: number) => void;
+    exit(code);
+  } catch {
+    /* no libc to call: fall back to the normal exit */
+  }
+  process.exit(code);
+}
+
+/**
+ * Starts the exporter. SIGTERM and SIGINT stop it cleanly (scrapes in flight finish, sampling and
+ * event waits end, NVML is shut down) and exit 0; a stop that takes longer than
+ * --shutdown-timeout (an NVML call hanging, a client that never finishes) exits 1 at the deadline.
+ * SIGHUP re-reads the web config file.
+ */
 export async function run(config: Config): Promise<Exporter> {
   const logger = createLogger(config.logLevel);
-  const exporter = new Exporter({ config, logger });
+  let exporter: Exporter;
+  try {
+    exporter = new Exporter({ config, logger });
+  } catch (err) {
+    if (err instanceof ExporterError) {
+      process.stderr.write(`kube-gpu-exporter: ${err.message} [${err.code}]\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    const startedAt = Date.now();
+    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+    const deadline = setTimeout(() => {
+      exporter.dropConnections();
+      const line = { level: 50, time: Date.now(), app: 'kube-gpu-exporter', afterMs: Date.now() - startedAt, msg: 'shutdown did not finish within --shutdown-timeout (an NVML call or a client still busy); exiting anyway' };
+      logger.flush();
+      void exitNow(1, JSON.stringify(line));
+    }, config.shutdownTimeoutMs);
     exporter.stop().then(
-      () => process.exit(0),
+      () => {
+        clearTimeout(deadline);
+        logger.info({ tookMs: Date.now() - startedAt }, 'stopped');
+        process.exit(0);
+      },
       (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
         process.exit(1);
       },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (!exporter.webConfig) logger.info('SIGHUP: no --web.config.file to re-read');
+    else if (!exporter.webConfig.check()) logger.info({ file: exporter.webConfig.file }, 'SIGHUP: web config unchanged or rejected');
+  });
   try {
     await exporter.start();
   } catch (err) {
@@ -52,4 +99,3 @@ export async function run(config: Config): Promise<Exporter> {
   }
   return exporter;
 }
-

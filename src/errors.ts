@@ -9,7 +9,11 @@ export const ERROR_CODES = {
   KGE_ENV_INVALID: (env: string, flag: string, value: string, accepts: string) =>
     `${env} (for ${flag}): invalid value ${JSON.stringify(value)}; accepts ${accepts}`,
   KGE_FLAG_REQUIRES: (flag: string, needs: string) => `${flag} has no effect without ${needs}`,
+  KGE_FLAG_CONFLICT: (flag: string, other: string) => `${flag} must not be longer than ${other}`,
   KGE_FLAG_UNEXPECTED_ARGUMENT: (arg: string) => `unexpected argument ${JSON.stringify(arg)}: flags start with -- (see --help)`,
+  KGE_WEB_CONFIG_INVALID: (file: string, detail: string) => `web config ${file}: ${detail}`,
+  KGE_WEB_CONFIG_TLS_SWITCH: (file: string, serving: 'HTTP' | 'HTTPS') =>
+    `web config ${file}: turning TLS on or off needs a restart (the listener serves ${serving}); keeping the last good config`,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { NO_ATTRIBUTION, type SampleAttribution } from './attribution/attribution.js';
@@ -7,7 +7,9 @@ import { EMPTY_DEVICE_MAP, type DeviceMap } from './attribution/device-map.js';
 import { DeviceMapSource } from './attribution/kubelet/device-map-source.js';
 import { ProcessOwnerResolver } from './attribution/process-owner.js';
 import type { Config } from './config/flags.js';
-import { createRequestHandler, type ServedState } from './http/server.js';
+import { WebConfigWatcher } from './config/web-config-watcher.js';
+import { createListener, type Listener } from './http/listener.js';
+import { createRequestHandler, RequestGuard, type ServedState } from './http/server.js';
 import { buildExporterFamilies } from './metrics/exporter-series.js';
 import { buildGpuFamilies, deviceLabelPairs } from './metrics/gpu-series.js';
 import { buildPodFamilies } from './metrics/pod-series.js';
@@ -54,6 +56,10 @@ export class Exporter {
   readonly sampler: Sampler;
   readonly cache = new ScrapeCache();
   private server: Server | undefined;
+  private listener: Listener | undefined;
+  /** The web config in force (TLS, users, headers), when --web.config.file is set. */
+  readonly webConfig: WebConfigWatcher | undefined;
+  readonly guard: RequestGuard;
   readonly deviceMaps: DeviceMapSource | undefined;
   readonly events: EventWatcher | undefined;
   readonly tally = new EventTally();
@@ -64,6 +70,16 @@ export class Exporter {
 
   constructor(private readonly opts: ExporterOptions) {
     const { config, logger } = opts;
+    // a bad web config file stops the start here, with the ExporterError naming what is wrong
+    this.webConfig = config.webConfigFile ? new WebConfigWatcher(config.webConfigFile, logger) : undefined;
+    this.guard = new RequestGuard(config.webMaxRequests);
+    if (this.webConfig) {
+      this.guard.apply(this.webConfig.current);
+      this.webConfig.on('change', (next: WebConfigWatcher['current']) => {
+        this.guard.apply(next);
+        if (next.tls) this.listener?.applyTls(next.tls);
+      });
+    }
     this.deviceMaps = config.kubeletSocket
       ? new DeviceMapSource({ socketPath: config.kubeletSocket, refreshMs: config.kubeletRefreshMs, deadlineMs: config.kubeletTimeoutMs, logger })
       : undefined;
@@ -111,6 +127,7 @@ export class Exporter {
       podMetadataSynced: config.podMetadata ? (this.podMetadata?.synced ?? false) : undefined,
       eventWatch: this.events && { up: this.events.up, restarts: this.events.restarts },
       unplacedProcesses: sample && config.collectors.processes ? attribution.unplacedProcesses : undefined,
+      webConfig: this.webConfig?.status,
     });
     return this.cache.update([...gpuFamilies, ...healthFamilies, ...podFamilies, ...own]);
   }
@@ -148,7 +165,13 @@ export class Exporter {
     this.deviceMaps?.start();
     if (config.podMetadata) void this.startPodMetadata();
     this.sampler.start();
-    const server = createServer(createRequestHandler(this.servedState()));
+    this.listener = createListener(createRequestHandler(this.servedState(), this.guard), {
+      tls: this.webConfig?.current.tls,
+      headerTimeoutMs: config.webReadHeaderTimeoutMs,
+      requestTimeoutMs: config.webRequestTimeoutMs,
+    });
+    const server = this.listener.server;
+    this.webConfig?.start();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port: config.listenPort, host: config.listenHost || undefined }, () => {
@@ -158,7 +181,7 @@ export class Exporter {
     });
     this.server = server;
     const addr = server.address() as AddressInfo;
-    logger.info({ address: addr.address, port: addr.port, naming: config.naming }, 'serving /metrics');
+    logger.info({ address: addr.address, port: addr.port, naming: config.naming, tls: this.webConfig?.current.tls !== undefined, basicAuth: this.guard.auth.enabled }, 'serving /metrics');
     return addr;
   }
 
@@ -189,17 +212,23 @@ export class Exporter {
     }
   }
 
+  /**
+   * Stops in order: no new connections (scrapes in flight finish), sampling and event waits end,
+   * NVML is shut down on the sampling thread, the kubelet client and pod watch close.
+   */
   async stop(): Promise<void> {
+    this.webConfig?.stop();
     const podMetadata = this.podMetadata;
     this.podMetadata = undefined;
-    await Promise.all([this.sampler.stop(), this.deviceMaps?.stop(), podMetadata?.stop()]);
     const server = this.server;
     this.server = undefined;
-    if (server) {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    }
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    server?.closeIdleConnections();
+    await Promise.all([closed, this.sampler.stop(), this.deviceMaps?.stop(), podMetadata?.stop()]);
+  }
+
+  /** Drops every connection, busy or not (when a clean stop ran out of time). */
+  dropConnections(): void {
+    this.listener?.server.closeAllConnections();
   }
 }

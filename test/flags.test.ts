@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { helpText, parseDuration, parseFlags, parseListenAddress } from '../src/config/flags.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
 import { ERROR_CODES, ExporterError } from '../src/errors.js';
+import { loadWebConfig } from '../src/config/web-config.js';
+import { WebConfigWatcher } from '../src/config/web-config-watcher.js';
+import { makeTestPki } from './support/certs.js';
 
 function config(argv: string[], env: Record<string, string> = {}) {
   const r = parseFlags(argv, env);
@@ -94,6 +101,12 @@ describe('flags', () => {
     [['--kubernetes.pod-metadata=maybe'], 'KGE_FLAG_INVALID', 'true or false'],
     [['--kubernetes.pod-metadata=true', '--kubernetes.pod-labels=team('], 'KGE_FLAG_INVALID', 'a regular expression'],
     [['--kubernetes.pod-labels=team'], 'KGE_FLAG_REQUIRES', '--kubernetes.pod-metadata=true'],
+    [['--web.max-requests=-1'], 'KGE_FLAG_INVALID', 'a whole number from 0 to 10000'],
+    [['--web.max-requests=2.5'], 'KGE_FLAG_INVALID', 'a whole number'],
+    [['--web.read-header-timeout=50ms'], 'KGE_FLAG_INVALID', 'a duration from 100ms to 5m'],
+    [['--web.request-timeout=0s'], 'KGE_FLAG_INVALID', 'a duration from 1s to 10m'],
+    [['--shutdown-timeout=forever'], 'KGE_FLAG_INVALID', '--shutdown-timeout'],
+    [['--web.read-header-timeout=1m', '--web.request-timeout=30s'], 'KGE_FLAG_CONFLICT', '--web.read-header-timeout must not be longer than --web.request-timeout'],
   ])('rejects %j with %s', (argv, code, mentions) => {
     const err = errorOf(() => parseFlags(argv, {}));
     expect(err.code).toBe(code);
@@ -118,8 +131,20 @@ describe('flags', () => {
       [[], { KGE_NAMING: 'x' }],
       [['stray'], {}],
       [['--kubernetes.pod-labels=team'], {}],
+      [['--web.read-header-timeout=1m', '--web.request-timeout=30s'], {}],
     ];
     for (const [argv, env] of inputs) produced.add(errorOf(() => parseFlags(argv, env)).code);
+    // the web config file's codes
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kge-codes-'));
+    const web = path.join(dir, 'web.yml');
+    writeFileSync(web, 'tls_server_config:\n  bogus: 1\n');
+    produced.add(errorOf(() => loadWebConfig(web)).code);
+    writeFileSync(web, '');
+    const watcher = new WebConfigWatcher(web, pino({ level: 'silent' }));
+    const pki = makeTestPki();
+    writeFileSync(web, `tls_server_config:\n  cert_file: ${pki.server.certFile}\n  key_file: ${pki.server.keyFile}\n`);
+    expect(watcher.check()).toBe(false);
+    produced.add((watcher.rejected as ExporterError).code);
     expect([...produced].sort()).toEqual(Object.keys(ERROR_CODES).sort());
   });
 

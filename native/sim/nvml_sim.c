@@ -670,6 +670,9 @@ EXPORT nvmlReturn_t nvmlInitWithFlags(unsigned int flags) { (void)flags; return 
 #endif
 
 EXPORT nvmlReturn_t nvmlShutdown(void) {
+  /* fault and latency rules apply to shutdown too (a slow or failing driver unload) */
+  nvmlReturn_t injected = begin(__func__, NULL, 0);
+  if (injected != NVML_SUCCESS && injected != NVML_ERROR_UNINITIALIZED) return injected;
   pthread_mutex_lock(&mu);
   nvmlReturn_t rc = NVML_SUCCESS;
   if (init_count == 0) rc = NVML_ERROR_UNINITIALIZED;

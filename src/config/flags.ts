@@ -29,6 +29,14 @@ export interface Config {
   podMetadata: boolean;
   podLabelAllowlist: RegExp | undefined;
   kubeconfig: string | undefined;
+  /** Web config file (TLS, basic auth, headers, rate limit); undefined: plain HTTP, no auth. */
+  webConfigFile: string | undefined;
+  /** Concurrent requests served at most (probes excepted); 0: no limit. */
+  webMaxRequests: number;
+  webReadHeaderTimeoutMs: number;
+  webRequestTimeoutMs: number;
+  /** How long SIGTERM/SIGINT may take before the process exits anyway. */
+  shutdownTimeoutMs: number;
 }
 
 interface FlagDef<K extends keyof Config> {
@@ -88,6 +96,15 @@ function parseAnchoredRegex(raw: string): RegExp | undefined {
   }
 }
 
+function wholeNumber(min: number, max: number) {
+  return (raw: string): number | undefined => {
+    const v = raw.trim();
+    if (!/^\d+$/.test(v)) return undefined;
+    const n = Number(v);
+    return n >= min && n <= max ? n : undefined;
+  };
+}
+
 function define<K extends keyof Config>(def: FlagDef<K>): FlagDef<K> {
   return def;
 }
@@ -98,6 +115,32 @@ export const FLAGS = [
     flag: '--web.listen-address', env: 'KGE_LISTEN_ADDRESS', key: 'listenHost', defaultText: ':9400',
     accepts: 'host:port, :port or [ipv6]:port', help: 'Address to serve /metrics, /healthz, /readyz and / on',
     parse: (raw) => parseListenAddress(raw)?.host,
+  }),
+  define({
+    flag: '--web.config.file', env: 'KGE_WEB_CONFIG_FILE', key: 'webConfigFile', defaultText: '(none)',
+    accepts: 'a path to a web config file (the Prometheus exporter toolkit format)',
+    help: 'TLS, client certificates, basic auth, security headers and a rate limit for every page but the probes; changes are picked up without a restart',
+    parse: (raw) => (raw.trim() ? raw.trim() : undefined),
+  }),
+  define({
+    flag: '--web.max-requests', env: 'KGE_WEB_MAX_REQUESTS', key: 'webMaxRequests', defaultText: '40',
+    accepts: 'a whole number from 0 to 10000 (0: no limit)', help: 'Requests served at once at most (/healthz and /readyz excepted); more get 503',
+    parse: wholeNumber(0, 10_000),
+  }),
+  define({
+    flag: '--web.read-header-timeout', env: 'KGE_WEB_READ_HEADER_TIMEOUT', key: 'webReadHeaderTimeoutMs', defaultText: '10s',
+    accepts: 'a duration from 100ms to 5m', help: 'Time a client has to send its request headers (and finish the TLS handshake) before the connection is closed',
+    parse: (raw) => parseDuration(raw, 100, 300_000),
+  }),
+  define({
+    flag: '--web.request-timeout', env: 'KGE_WEB_REQUEST_TIMEOUT', key: 'webRequestTimeoutMs', defaultText: '30s',
+    accepts: 'a duration from 1s to 10m, at least --web.read-header-timeout', help: 'Time a client has to send a whole request, and how long a connection may stall mid-request or mid-response',
+    parse: (raw) => parseDuration(raw, 1000, 600_000),
+  }),
+  define({
+    flag: '--shutdown-timeout', env: 'KGE_SHUTDOWN_TIMEOUT', key: 'shutdownTimeoutMs', defaultText: '8s',
+    accepts: 'a duration from 1s to 10m', help: 'How long a clean stop on SIGTERM or SIGINT may take (finish scrapes in flight, end event waits, shut NVML down) before the process exits anyway; keep it under the pod\'s termination grace period',
+    parse: (raw) => parseDuration(raw, 1000, 600_000),
   }),
   define({
     flag: '--nvml.library', env: 'KGE_NVML_LIBRARY', key: 'nvmlLibrary', defaultText: '(search)',
@@ -214,6 +257,11 @@ export function defaultConfig(): Config {
     podMetadata: false,
     podLabelAllowlist: undefined,
     kubeconfig: undefined,
+    webConfigFile: undefined,
+    webMaxRequests: 40,
+    webReadHeaderTimeoutMs: 10_000,
+    webRequestTimeoutMs: 30_000,
+    shutdownTimeoutMs: 8000,
   };
 }
 
@@ -279,6 +327,7 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     }
     apply(def, raw, 'flag');
   }
+  if (config.webReadHeaderTimeoutMs > config.webRequestTimeoutMs) throw exporterError('KGE_FLAG_CONFLICT', '--web.read-header-timeout', '--web.request-timeout');
   if (config.podLabelAllowlist && !config.podMetadata) throw exporterError('KGE_FLAG_REQUIRES', '--kubernetes.pod-labels', '--kubernetes.pod-metadata=true');
   return { kind: 'run', config };
 }

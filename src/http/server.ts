@@ -1,5 +1,8 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type Express } from 'express';
+import type { WebConfig } from '../config/web-config.js';
+import { BasicAuth } from './basic-auth.js';
+import { ConcurrencyLimit, TokenBucket } from './limits.js';
 import type { ExpositionFormat } from '../metrics/exposition.js';
 import { CONTENT_TYPES } from '../metrics/exposition.js';
 import type { NodeSample } from '../sample.js';
@@ -10,6 +13,27 @@ export interface ServedState {
   ready(): { ok: boolean; reason: string };
   latestSample(): NodeSample | undefined;
   version: string;
+}
+
+/** What the web config and --web.max-requests put in front of every page but the probes. */
+export class RequestGuard {
+  headers: [string, string][] = [];
+  auth = new BasicAuth(new Map());
+  rate: TokenBucket | undefined;
+  readonly inFlight: ConcurrencyLimit;
+  /** Requests refused with 503 because --web.max-requests were in flight. */
+  refusedBusy = 0;
+
+  constructor(readonly maxInFlight = 0) {
+    this.inFlight = new ConcurrencyLimit(maxInFlight);
+  }
+
+  /** Puts a (re)loaded web config's headers, users and rate limit in force. */
+  apply(config: WebConfig): void {
+    this.headers = config.headers;
+    this.auth = new BasicAuth(config.users);
+    this.rate = config.rateLimit ? new TokenBucket(config.rateLimit.intervalMs, config.rateLimit.burst) : undefined;
+  }
 }
 
 function wantsOpenMetrics(req: IncomingMessage): boolean {
@@ -57,21 +81,65 @@ function serveMetrics(state: ServedState, req: IncomingMessage, res: ServerRespo
   res.end(req.method === 'HEAD' ? undefined : state.body(format, gzip));
 }
 
-function isMetricsRequest(req: IncomingMessage): boolean {
-  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+/** The request path without its query string. */
+function pathOf(req: IncomingMessage): string {
   const url = req.url ?? '';
-  return url === '/metrics' || url.startsWith('/metrics?');
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/** Probes answer without credentials or limits: the kubelet sends none, and they reveal only readiness. */
+const PROBE_PATHS = new Set(['/healthz', '/readyz']);
+
+function refuse(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers });
+  res.end(text);
 }
 
 /**
- * The server's request handler. Scrapes take a direct path to the cached bytes (they are
- * the hot path: one per scraper per interval); every other page goes through the express app.
+ * The server's request handler: security headers on every response, GET and HEAD only, then
+ * (probes excepted) the rate limit, the concurrency limit and basic auth. Scrapes take a direct
+ * path to the cached bytes (one per scraper per interval); every other page goes through express.
  */
-export function createRequestHandler(state: ServedState): RequestListener {
+export function createRequestHandler(state: ServedState, guard: RequestGuard = new RequestGuard()): RequestListener {
   const app = createApp(state);
   return (req, res) => {
-    if (isMetricsRequest(req)) serveMetrics(state, req, res);
-    else app(req, res);
+    for (const [name, value] of guard.headers) res.setHeader(name, value);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      refuse(res, 405, 'method not allowed: use GET or HEAD\n', { Allow: 'GET, HEAD' });
+      return;
+    }
+    const path = pathOf(req);
+    if (PROBE_PATHS.has(path)) {
+      app(req, res);
+      return;
+    }
+    if (guard.rate && !guard.rate.take()) {
+      refuse(res, 429, 'too many requests\n', { 'Retry-After': '1' });
+      return;
+    }
+    const release = guard.inFlight.acquire();
+    if (!release) {
+      guard.refusedBusy++;
+      refuse(res, 503, `too many concurrent requests (limit ${guard.maxInFlight}, --web.max-requests)\n`, { 'Retry-After': '1' });
+      return;
+    }
+    res.once('close', release);
+    const route = (): void => {
+      if (path === '/metrics') serveMetrics(state, req, res);
+      else app(req, res);
+    };
+    if (!guard.auth.enabled) {
+      route();
+      return;
+    }
+    guard.auth.check(req.headers.authorization).then(
+      (ok) => {
+        if (ok) route();
+        else refuse(res, 401, 'unauthorized\n', { 'WWW-Authenticate': 'Basic realm="kube-gpu-exporter", charset="UTF-8"' });
+      },
+      () => refuse(res, 500, 'authentication failed\n'),
+    );
   };
 }
 
@@ -79,8 +147,6 @@ export function createApp(state: ServedState): Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-
-  app.get('/metrics', (req, res) => serveMetrics(state, req, res));
 
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');

@@ -24,6 +24,8 @@ export interface ExporterStatus {
   eventWatch?: { up: boolean; restarts: number };
   /** Set when pod metadata from the Kubernetes API is on. */
   podMetadataSynced?: boolean;
+  /** Set when a web config file is in use. */
+  webConfig?: { lastReloadSuccessful: boolean; lastSuccessMs: number };
 }
 
 function family(def: ExporterFamily, series: RenderFamily['series']): RenderFamily {
@@ -56,6 +58,12 @@ export function buildExporterFamilies(sample: NodeSample | undefined, status: Ex
     out.push(family(F.eventWatchUp, [{ labels: '', value: status.eventWatch.up ? 1 : 0 }]), family(F.eventWatchRestarts, [{ labels: '', value: status.eventWatch.restarts }]));
   }
   if (status.podMetadataSynced !== undefined) out.push(family(F.podMetadataSynced, [{ labels: '', value: status.podMetadataSynced ? 1 : 0 }]));
+  if (status.webConfig) {
+    out.push(
+      family(F.webConfigReloadOk, [{ labels: '', value: status.webConfig.lastReloadSuccessful ? 1 : 0 }]),
+      family(F.webConfigLastSuccess, [{ labels: '', value: status.webConfig.lastSuccessMs / 1000 }]),
+    );
+  }
   if (!sample) return out;
   out.push(
     family(F.collectorSuccess, sample.collectors.map((c) => ({ labels: labelString([['collector', c.name]]), value: c.success ? 1 : 0 }))),

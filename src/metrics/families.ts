@@ -413,6 +413,8 @@ export const EXPORTER_FAMILIES = {
   eventWatchUp: { name: 'kube_gpu_exporter_event_watch_up', type: 'gauge', help: 'Whether the NVML event watch is registered on at least one GPU and waiting for Xid and ECC events (1) or not (0: registering again after a failure, or events not supported)', labels: [] },
   eventWatchRestarts: { name: 'kube_gpu_exporter_event_watch_restarts_total', type: 'counter', help: 'Times the NVML event watch failed and registered again', labels: [] },
   podMetadataSynced: { name: 'kube_gpu_exporter_pod_metadata_synced', type: 'gauge', help: 'Whether the watch on this node\'s pods in the Kubernetes API is in sync (1) or not (0); absent unless --kubernetes.pod-metadata=true', labels: [] },
+  webConfigReloadOk: { name: 'kube_gpu_exporter_web_config_last_reload_successful', type: 'gauge', help: 'Whether the last change to the web config file loaded (1) or was rejected and the last good config kept (0); absent without --web.config.file', labels: [] },
+  webConfigLastSuccess: { name: 'kube_gpu_exporter_web_config_last_reload_success_timestamp_seconds', type: 'gauge', help: 'When the web config in force was loaded (Unix time); absent without --web.config.file', labels: [] },
   buildInfo: { name: 'kube_gpu_exporter_build_info', type: 'gauge', help: 'Exporter version and Node.js version (value is always 1)', labels: ['version', 'nodejs_version', 'naming'] },
 } as const satisfies Record<string, ExporterFamily>;
 
