@@ -30,6 +30,9 @@ describe('ABI layout', () => {
       nvmlFieldValue_t: 40,
       nvmlViolationTime_t: 16,
       nvmlEventData_t: 32,
+      nvmlGpmSupport_t: 8,
+      nvmlGpmMetric_t: 40,
+      nvmlGpmMetricsGet_t: 13_344,
     });
   });
 });

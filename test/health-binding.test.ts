@@ -6,8 +6,8 @@ import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NvmlBinding, type Device, type EventSet } from '../src/native/nvml-binding.js';
 import { EccCounterType, EccErrorType, EventType, FieldId, FieldScope, PerfPolicy } from '../src/native/nvml-constants.js';
-import { NvmlError } from '../src/native/nvml-return.js';
 import { simulatedNode } from '../src/sim/harness.js';
+import { nvmlError } from './support/nvml-error.js';
 
 /**
  * The GPU health calls (ECC, retired pages, remapped rows, violation time, field values) and
@@ -25,16 +25,6 @@ let nvml: NvmlBinding;
 let t0 = 0;
 const simElapsed = (): number => performance.now() - t0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function nvmlError(fn: () => unknown): NvmlError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NvmlError);
-    return err as NvmlError;
-  }
-  throw new Error('expected an NvmlError');
-}
 
 const addressOf = (d: Device): bigint => koffi.address(d);
 

@@ -1,4 +1,5 @@
 import koffi from 'koffi';
+import { GPM_ABI_SIZES, GPM_SUPPORT_VERSION, GpmMetricsRequest, type GpmMetricResult } from './gpm-abi.js';
 import { libraryCandidates, openFirst } from './library-discovery.js';
 import {
   NvmlError,
@@ -55,6 +56,7 @@ export const ABI_SIZES = {
   nvmlFieldValue_t: 40,
   nvmlViolationTime_t: koffi.sizeof(ViolationTime),
   nvmlEventData_t: koffi.sizeof(EventData),
+  ...GPM_ABI_SIZES,
 };
 
 const MEMORY_V2_VERSION = 0x02000028;
@@ -72,6 +74,9 @@ const VALUE_NOT_AVAILABLE_U64 = 0xffffffffffffffffn;
 export type Device = unknown;
 /** Opaque event set handle (nvmlEventSet_t, a pointer owned by NVML). */
 export type EventSet = unknown;
+/** Opaque GPM sample (nvmlGpmSample_t): allocated by NVML, freed with gpmSampleFree before shutdown. */
+export type GpmSample = unknown;
+export type { GpmMetricResult } from './gpm-abi.js';
 
 /** One event from nvmlEventSetWait_v2. */
 export interface NvmlEvent {
@@ -174,6 +179,7 @@ export class NvmlBinding {
   private readonly lib: koffi.IKoffiLib;
   private readonly fns = new Map<string, NativeFn | null>();
   private readonly errorString: (code: number) => string;
+  private gpmRequest: GpmMetricsRequest | undefined;
 
   constructor(opts: NvmlBindingOptions = {}) {
     const { lib, spec } = openFirst(libraryCandidates(opts.libraryPath, opts.driverRoot), (s) => koffi.load(s));
@@ -646,6 +652,55 @@ export class NvmlBinding {
   freeEventSet(set: EventSet): void {
     const name = 'nvmlEventSetFree';
     this.call(name, `int ${name}(nvmlEventSet_t set)`, set);
+  }
+
+  /**
+   * nvmlGpmQueryDeviceSupport: whether the GPU has GPM (Hopper and later). The GPM symbols exist
+   * on drivers and GPUs without it, so every other GPM call is gated on this one.
+   */
+  gpmSupported(device: Device): boolean {
+    const support = { version: GPM_SUPPORT_VERSION, isSupportedDevice: 0 };
+    const name = 'nvmlGpmQueryDeviceSupport';
+    this.call(name, `int ${name}(nvmlDevice_t dev, _Inout_ nvmlGpmSupport_t *support)`, device, support);
+    return support.isSupportedDevice !== 0;
+  }
+
+  gpmSampleAlloc(): GpmSample {
+    const out: unknown[] = [null];
+    const name = 'nvmlGpmSampleAlloc';
+    this.call(name, `int ${name}(_Out_ nvmlGpmSample_t *sample)`, out);
+    return out[0];
+  }
+
+  gpmSampleFree(sample: GpmSample): void {
+    const name = 'nvmlGpmSampleFree';
+    this.call(name, `int ${name}(nvmlGpmSample_t sample)`, sample);
+  }
+
+  /** nvmlGpmSampleGet: the whole GPU's counters now, into `sample`. */
+  gpmSampleGet(device: Device, sample: GpmSample): void {
+    const name = 'nvmlGpmSampleGet';
+    this.call(name, `int ${name}(nvmlDevice_t dev, nvmlGpmSample_t sample)`, device, sample);
+  }
+
+  /** nvmlGpmMigSampleGet: the counters of one MIG GPU instance (its id from gpuInstanceId()) of a parent GPU. */
+  gpmMigSampleGet(parent: Device, gpuInstanceId: number, sample: GpmSample): void {
+    const name = 'nvmlGpmMigSampleGet';
+    this.call(name, `int ${name}(nvmlDevice_t dev, uint32 gpuInstanceId, nvmlGpmSample_t sample)`, parent, gpuInstanceId, sample);
+  }
+
+  /**
+   * nvmlGpmMetricsGet: each metric averaged between two samples of the same GPU or MIG instance
+   * (taken more than 100 ms apart, sample1 first). Every entry has its own return code; a value
+   * can be NaN or Inf even with SUCCESS. At most GPM_METRICS_PER_CALL (98) metrics per call.
+   */
+  gpmMetrics(sample1: GpmSample, sample2: GpmSample, metricIds: readonly number[]): GpmMetricResult[] {
+    if (metricIds.length === 0) return [];
+    const request = (this.gpmRequest ??= new GpmMetricsRequest());
+    request.prepare(sample1, sample2, metricIds);
+    const name = 'nvmlGpmMetricsGet';
+    this.call(name, `int ${name}(_Inout_ void *request)`, request.buffer);
+    return request.results(metricIds);
   }
 }
 

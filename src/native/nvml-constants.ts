@@ -68,3 +68,25 @@ export const ClocksEventReason = {
   HW_POWER_BRAKE_SLOWDOWN: 0x80,
   DISPLAY_CLOCK_SETTING: 0x100,
 } as const;
+
+/** GPM metric ids (nvmlGpmMetric_t.metricId): percent 0-100 unless noted. */
+export const GpmMetricId = {
+  GRAPHICS_UTIL: 1,
+  SM_UTIL: 2,
+  SM_OCCUPANCY: 3,
+  INTEGER_UTIL: 4,
+  ANY_TENSOR_UTIL: 5,
+  DFMA_TENSOR_UTIL: 6,
+  HMMA_TENSOR_UTIL: 7,
+  IMMA_TENSOR_UTIL: 9,
+  DRAM_BW_UTIL: 10,
+  FP64_UTIL: 11,
+  FP32_UTIL: 12,
+  FP16_UTIL: 13,
+  /** MiB/s */
+  PCIE_TX_PER_SEC: 20,
+  PCIE_RX_PER_SEC: 21,
+  /** MiB/s over all links */
+  NVLINK_TOTAL_RX_PER_SEC: 60,
+  NVLINK_TOTAL_TX_PER_SEC: 61,
+} as const;
