@@ -59,7 +59,24 @@ export const VALUE_KEYS = [
   /** Time clocks were held down by the power / thermal policy since driver load, ns (nvmlDeviceGetViolationStatus). */
   'powerViolationNs',
   'thermalViolationNs',
-  /** Derived on the main thread: utilization integrated over time. */
+  /**
+   * Profiling metrics from NVML GPM (Hopper and later), each the average since the previous GPM
+   * sample: activity in percent (per whole GPU, or per MIG instance on MIG-enabled GPUs)...
+   */
+  'grEngineActivePercent',
+  'smActivePercent',
+  'smOccupancyPercent',
+  'tensorActivePercent',
+  'dramActivePercent',
+  'fp64ActivePercent',
+  'fp32ActivePercent',
+  'fp16ActivePercent',
+  /** ... and PCIe / NVLink (all links) bytes moved, MiB/s (whole GPU only). */
+  'gpmPcieTxMiBps',
+  'gpmPcieRxMiBps',
+  'gpmNvlinkTxMiBps',
+  'gpmNvlinkRxMiBps',
+  /** Derived on the main thread: utilization integrated over time (MIG instances: GPM's grEngineActivePercent). */
   'gpuBusySeconds',
   'memCopyBusySeconds',
 ] as const;
@@ -98,6 +115,18 @@ export interface MigSample {
   values: Values;
   /** Compute processes running in this MIG instance (read through the MIG handle). */
   processes: ProcessSample[];
+  /**
+   * Milliseconds between the two GPM samples this instance's GPM values average over; present
+   * only when they were computed this tick (absent when the values are carried over from the
+   * previous tick because the samples would have been too close together).
+   */
+  gpmSpanMs?: number;
+}
+
+/** A collector that found its feature missing on a GPU (e.g. no GPM before Hopper): its families are absent for that GPU. */
+export interface UnsupportedFeature {
+  collector: string;
+  reason: string;
 }
 
 export interface GpuSample {
@@ -118,6 +147,8 @@ export interface GpuSample {
   processUtilization?: ProcessUtilSample[];
   /** How many MIG devices the GPU can hold (its compute slices, 7 on A100/H100); MIG-enabled GPUs only. */
   maxMigDevices?: number;
+  /** Collectors that this GPU does not support (logged once per GPU). */
+  unsupported?: UnsupportedFeature[];
 }
 
 export interface CollectorReport {

@@ -73,4 +73,10 @@ export interface Collector {
    */
   readonly slow?: boolean;
   collect(reader: ValueReader, gpu: GpuTarget): void;
+  /**
+   * Frees what the collector keeps in a GPU's state bag that NVML must release (e.g. GPM
+   * samples). The Ticker calls it when the GPU leaves (or is swapped) and when sampling stops,
+   * before nvmlShutdown.
+   */
+  release?(nvml: NvmlBinding, state: Map<string, unknown>): void;
 }

@@ -3,6 +3,7 @@ import { codecCollector } from './codec.js';
 import type { Collector } from './collector.js';
 import { eccCollector } from './ecc.js';
 import { fanCollector } from './fan.js';
+import { gpmCollector } from './gpm.js';
 import { memoryErrorsCollector } from './memory-errors.js';
 import { memoryCollector } from './memory.js';
 import { migCollector } from './mig.js';
@@ -21,6 +22,8 @@ import { violationCollector } from './violation.js';
 export const COLLECTORS: readonly Collector[] = [
   migCollector,
   utilizationCollector,
+  // after mig: samples each MIG instance that collector found
+  gpmCollector,
   memoryCollector,
   temperatureCollector,
   powerCollector,

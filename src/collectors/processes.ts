@@ -38,7 +38,7 @@ export function averageProcessUtilization(samples: readonly ProcessUtilizationSa
 }
 
 /** MIG mode as the mig collector saw it this tick; asked directly when that collector did not say. */
-function migEnabled(reader: ValueReader, gpu: GpuTarget): boolean {
+export function migEnabled(reader: ValueReader, gpu: GpuTarget): boolean {
   const seen = gpu.sample.values.migModeEnabled;
   if (seen !== undefined || gpu.migDevices.length > 0) return seen === 1 || gpu.migDevices.length > 0;
   let enabled = false;

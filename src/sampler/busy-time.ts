@@ -9,7 +9,9 @@ interface BusyState {
 /**
  * Integrates utilization over time into busy-seconds counters: at every sample,
  * busy += utilization x elapsed. rate() over any window then gives the exact average
- * utilization for that window, whatever the scrape interval. GPUs that leave drop their state.
+ * utilization for that window, whatever the scrape interval. MIG instances (which have no
+ * utilization) count GPM's graphics engine activity over the span its average covers.
+ * Devices that leave drop their state.
  */
 export class BusyTimeIntegrator {
   private readonly state = new Map<string, BusyState>();
@@ -18,7 +20,7 @@ export class BusyTimeIntegrator {
     this.state.clear();
   }
 
-  /** Adds gpuBusySeconds / memCopyBusySeconds to each GPU sample that reports utilization. */
+  /** Adds gpuBusySeconds / memCopyBusySeconds to each GPU sample that reports utilization, gpuBusySeconds to each MIG instance with GPM values. */
   apply(sample: NodeSample): void {
     const seen = new Set<string>();
     for (const gpu of sample.gpus) {
@@ -38,6 +40,20 @@ export class BusyTimeIntegrator {
       }
       if (util !== undefined) gpu.values.gpuBusySeconds = s.gpuBusySeconds;
       if (copy !== undefined) gpu.values.memCopyBusySeconds = s.memCopyBusySeconds;
+    }
+    for (const mig of sample.gpus.flatMap((g) => g.mig)) {
+      const active = mig.values.grEngineActivePercent;
+      if (active === undefined) continue;
+      seen.add(mig.uuid);
+      let s = this.state.get(mig.uuid);
+      if (!s) {
+        s = { gpuBusySeconds: 0, memCopyBusySeconds: 0, atMs: sample.monotonicMs };
+        this.state.set(mig.uuid, s);
+      } else if (mig.gpmSpanMs !== undefined) {
+        // the average covers exactly the span between its two GPM samples (absent: values carried over, already counted)
+        s.gpuBusySeconds += (active / 100) * (mig.gpmSpanMs / 1000);
+      }
+      mig.values.gpuBusySeconds = s.gpuBusySeconds;
     }
     for (const uuid of this.state.keys()) if (!seen.has(uuid)) this.state.delete(uuid);
   }

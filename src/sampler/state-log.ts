@@ -3,11 +3,14 @@ import type { NodeSample } from '../sample.js';
 
 /**
  * Logs sampling problems once per change of state, never once per tick: a collector that
- * starts or stops failing, a GPU lost or back, a stall, missing driver symbols.
+ * starts or stops failing, a GPU lost or back, a collector a GPU does not support, a stall,
+ * missing driver symbols.
  */
 export class StateChangeLog {
   private readonly collectorErrors = new Map<string, string | undefined>();
   private lost = new Set<string>();
+  /** "<uuid> <collector>" of every GPU and collector it does not support, as last seen. */
+  private unsupported = new Set<string>();
   private enumerationError: string | undefined;
   private missingLogged = false;
   private stallLogged = false;
@@ -26,6 +29,18 @@ export class StateChangeLog {
       }
       this.collectorErrors.set(c.name, c.error);
     }
+    const unsupportedNow = new Set<string>();
+    for (const g of sample.gpus) {
+      for (const u of g.unsupported ?? []) {
+        const key = `${g.uuid} ${u.collector}`;
+        unsupportedNow.add(key);
+        if (!this.unsupported.has(key)) this.log.info({ gpu: g.index, uuid: g.uuid, collector: u.collector, reason: u.reason }, 'not supported on this GPU: the collector\'s metrics are absent for it');
+      }
+    }
+    // a GPU that did not answer this tick keeps what was logged for it
+    const notAnswering = new Set(sample.lostGpus.map((g) => g.uuid));
+    for (const key of this.unsupported) if (notAnswering.has(key.slice(0, key.indexOf(' ')))) unsupportedNow.add(key);
+    this.unsupported = unsupportedNow;
     const lostNow = new Set(sample.lostGpus.map((g) => `${g.index}`));
     for (const g of sample.lostGpus) {
       if (!this.lost.has(`${g.index}`)) this.log.error({ gpu: g.index, uuid: g.uuid, err: g.error }, 'GPU not answering; other GPUs keep reporting');

@@ -93,7 +93,11 @@ export class Ticker {
           lostGpus.push({ index, uuid: this.identities.get(index)?.id.uuid, error: message(err) });
         }
       }
-      for (const cached of this.identities.keys()) if (cached >= count) this.identities.delete(cached);
+      for (const [cached, entry] of this.identities) {
+        if (cached < count) continue;
+        this.release(entry);
+        this.identities.delete(cached);
+      }
     } catch (err) {
       enumerationError = message(err);
     }
@@ -150,6 +154,24 @@ export class Ticker {
     };
   }
 
+  /** Frees what the collectors hold for every GPU (GPM samples); call before nvmlShutdown. */
+  close(): void {
+    for (const entry of this.identities.values()) this.release(entry);
+    this.identities.clear();
+  }
+
+  /** Lets each collector free what it keeps in a GPU's state bag; a failure there frees what it can. */
+  private release(entry: CachedGpu): void {
+    for (const collector of this.collectors) {
+      try {
+        collector.release?.(this.nvml, entry.state);
+      } catch {
+        /* the GPU is gone or NVML is going away: nothing more to free */
+      }
+    }
+    entry.state.clear();
+  }
+
   /**
    * Identity is re-read only when the UUID at an index changes (GPU swapped or re-enumerated);
    * the collectors' state bag and slow readings start afresh with it and go when the index does.
@@ -158,6 +180,7 @@ export class Ticker {
     const uuid = this.nvml.uuid(device);
     const cached = this.identities.get(index);
     if (cached && cached.id.uuid === uuid) return cached;
+    if (cached) this.release(cached);
     const entry: CachedGpu = {
       id: {
         uuid,

@@ -66,6 +66,9 @@ port.on('message', (msg: ToWorker) => {
       }
       break;
     case 'shutdown':
+      // collectors free their NVML allocations (GPM samples) while NVML is still initialised
+      ticker?.close();
+      ticker = undefined;
       // the event loop ends after its current wait, before NVML goes away under it
       void (events?.stop() ?? Promise.resolve()).then(() => {
         try {
