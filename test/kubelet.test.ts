@@ -133,7 +133,8 @@ describe('the kubelet client against a real gRPC server on a unix socket', () =>
     const refreshes = k.calls.list - before;
     expect(refreshes).toBeGreaterThanOrEqual(2); // every 100 ms...
     expect(refreshes).toBeLessThanOrEqual(7); // ...not more
-    expect(k.calls.allocatable).toBe(k.calls.list);
+    expect(k.calls.allocatable).toBeGreaterThanOrEqual(k.calls.list - 1); // one refresh may be between its two calls
+    expect(k.calls.allocatable).toBeLessThanOrEqual(k.calls.list);
   });
 
   it('starts without the socket, retries with backoff, and picks the kubelet up when it appears', async () => {

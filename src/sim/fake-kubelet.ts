@@ -1,7 +1,8 @@
 import { linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { podResourcesService, type AllocatableResourcesResponse, type ListPodResourcesResponse } from '../attribution/kubelet/podresources.js';
+import type { AllocatableResourcesResponse, ListPodResourcesResponse } from '../attribution/kubelet/podresources.js';
+import { podResourcesService } from './podresources-proto.js';
 
 export interface FakeKubeletResponses {
   list: ListPodResourcesResponse;

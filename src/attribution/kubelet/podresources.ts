@@ -1,58 +1,39 @@
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import {
+  decodeAllocatableResourcesResponse,
+  decodeListPodResourcesResponse,
+  EMPTY_REQUEST,
+  type AllocatableResourcesResponse,
+  type ListPodResourcesResponse,
+} from './podresources-codec.js';
 
-/** The messages the exporter reads, as @grpc/proto-loader decodes them (camelCase fields). */
-export interface ContainerDevices {
-  resourceName: string;
-  deviceIds: string[];
-}
-export interface ContainerResources {
-  name: string;
-  devices: ContainerDevices[];
-}
-export interface PodResources {
-  name: string;
-  namespace: string;
-  containers: ContainerResources[];
-}
-export interface ListPodResourcesResponse {
-  podResources: PodResources[];
-}
-export interface AllocatableResourcesResponse {
-  devices: ContainerDevices[];
-}
+export type { AllocatableResourcesResponse, ContainerDevices, ContainerResources, ListPodResourcesResponse, PodResources } from './podresources-codec.js';
 
-export const PROTO_FILE = 'podresources-v1.proto';
 /** The kubelet's own limit is generous; pods with many devices make large responses. */
 export const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
 
-/** proto/ beside package.json, found from src/ or dist/src/. */
-export function protoPath(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = path.join(dir, 'proto', PROTO_FILE);
-    if (existsSync(candidate)) return candidate;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`cannot find proto/${PROTO_FILE} above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
+function clientOnly(): never {
+  throw new Error('the exporter only calls the PodResources API; it does not serve it');
 }
 
-const LOAD_OPTIONS: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, arrays: true };
-
-let definition: grpc.ServiceDefinition | undefined;
-/** The v1.PodResourcesLister service definition, loaded once from the .proto file. */
-export function podResourcesService(): grpc.ServiceDefinition {
-  if (!definition) {
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath(), LOAD_OPTIONS));
-    const v1 = pkg.v1 as grpc.GrpcObject;
-    definition = (v1.PodResourcesLister as grpc.ServiceClientConstructor).service;
-  }
-  return definition;
+function unaryMethod<Res>(name: string, decode: (buf: Buffer) => Res): grpc.MethodDefinition<object, Res> {
+  return {
+    path: `/v1.PodResourcesLister/${name}`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: () => EMPTY_REQUEST,
+    requestDeserialize: clientOnly,
+    responseSerialize: clientOnly,
+    responseDeserialize: decode,
+  };
 }
+
+/** The two calls of v1.PodResourcesLister the exporter makes, with the hand-written decoders. */
+const PODRESOURCES_CLIENT_SERVICE: grpc.ServiceDefinition = {
+  List: unaryMethod('List', decodeListPodResourcesResponse),
+  GetAllocatableResources: unaryMethod('GetAllocatableResources', decodeAllocatableResourcesResponse),
+};
 
 type Unary<Res> = (req: object, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
 interface PodResourcesStub extends grpc.Client {
@@ -102,7 +83,7 @@ export class PodResourcesClient {
 
   private connect(): PodResourcesStub {
     if (!this.stub) {
-      const Ctor = grpc.makeGenericClientConstructor(podResourcesService(), 'PodResourcesLister');
+      const Ctor = grpc.makeGenericClientConstructor(PODRESOURCES_CLIENT_SERVICE, 'PodResourcesLister');
       this.stub = new Ctor(`unix://${path.resolve(this.socketPath)}`, grpc.credentials.createInsecure(), {
         'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
         'grpc.enable_retries': 0,

@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decodeAllocatableResourcesResponse,
+  decodeListPodResourcesResponse,
+  ProtobufError,
+  type ListPodResourcesResponse,
+} from '../src/attribution/kubelet/podresources-codec.js';
+import { podResourcesService } from '../src/sim/podresources-proto.js';
+import { Prng } from './support/prng.js';
+
+/** The hand-written decoder against protobufjs's encoder (what the fake kubelet sends). */
+const service = podResourcesService();
+const encodeList = (m: object) => service.List!.responseSerialize(m);
+const encodeAllocatable = (m: object) => service.GetAllocatableResources!.responseSerialize(m);
+
+function randomName(rand: () => number): string {
+  const alphabet = ['a', 'z', '0', '-', '.', '"', '\\', '\n', 'é', '日本', '🚀', ' '];
+  const n = Math.floor(rand() * 12);
+  return Array.from({ length: n }, () => alphabet[Math.floor(rand() * alphabet.length)]).join('');
+}
+
+function randomList(rand: () => number): ListPodResourcesResponse & Record<string, unknown> {
+  const pods = Array.from({ length: Math.floor(rand() * 6) }, () => ({
+    name: randomName(rand),
+    namespace: randomName(rand),
+    containers: Array.from({ length: Math.floor(rand() * 3) }, () => ({
+      name: randomName(rand),
+      devices: Array.from({ length: Math.floor(rand() * 3) }, () => ({
+        resourceName: rand() < 0.5 ? 'nvidia.com/gpu' : randomName(rand),
+        deviceIds: Array.from({ length: Math.floor(rand() * 4) }, () => `GPU-${randomName(rand)}`),
+        topology: { nodes: [{ ID: String(Math.floor(rand() * 4)) }] },
+      })),
+      // fields the exporter skips
+      cpuIds: ['1', '2', String(2 ** 40)],
+      memory: [{ memoryType: 'memory', size: '1073741824' }],
+    })),
+  }));
+  return { podResources: pods };
+}
+
+function strip(list: ListPodResourcesResponse): ListPodResourcesResponse {
+  return {
+    podResources: list.podResources.map((p) => ({
+      name: p.name,
+      namespace: p.namespace,
+      containers: p.containers.map((c) => ({ name: c.name, devices: c.devices.map((d) => ({ resourceName: d.resourceName, deviceIds: d.deviceIds })) })),
+    })),
+  };
+}
+
+describe('PodResources decoding', () => {
+  it('decodes what protobufjs encodes, for 300 random responses with hostile names', () => {
+    const prng = new Prng(42);
+    const rand = () => prng.next();
+    for (let i = 0; i < 300; i++) {
+      const msg = randomList(rand);
+      expect(decodeListPodResourcesResponse(encodeList(msg))).toEqual(strip(msg));
+    }
+  });
+
+  it('decodes GetAllocatableResources and skips CPU ids and memory', () => {
+    const msg = { devices: [{ resourceName: 'nvidia.com/gpu', deviceIds: ['GPU-a', 'GPU-b'] }, { resourceName: 'nvidia.com/mig-1g.10gb', deviceIds: ['MIG-c'] }], cpuIds: ['0', '1'], memory: [{ memoryType: 'hugepages-2Mi', size: '2097152' }] };
+    expect(decodeAllocatableResourcesResponse(encodeAllocatable(msg))).toEqual({ devices: msg.devices });
+  });
+
+  it('an empty message is an empty response', () => {
+    expect(decodeListPodResourcesResponse(new Uint8Array())).toEqual({ podResources: [] });
+  });
+
+  it('skips unknown fields of every wire type', () => {
+    const known = encodeList({ podResources: [{ name: 'p', namespace: 'n', containers: [] }] });
+    const unknown = Buffer.from([
+      0x48, 0x96, 0x01, // field 9 varint 150
+      0x51, 1, 2, 3, 4, 5, 6, 7, 8, // field 10 fixed64
+      0x5a, 0x02, 0x68, 0x69, // field 11 length-delimited "hi"
+      0x65, 1, 2, 3, 4, // field 12 fixed32
+    ]);
+    expect(decodeListPodResourcesResponse(Buffer.concat([unknown, known, unknown]))).toEqual({ podResources: [{ name: 'p', namespace: 'n', containers: [] }] });
+  });
+
+  it.each([
+    ['a truncated varint', [0x0a, 0x80]],
+    ['a length past the end', [0x0a, 0x05, 0x0a]],
+    ['a varint of 11 bytes', [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]],
+    ['field number 0', [0x02, 0x00]],
+    ['a group (wire type 3)', [0x0b]],
+    ['a known field with the wrong wire type', [0x08, 0x01]],
+    ['a truncated fixed64', [0x49, 1, 2]],
+  ])('refuses %s with a ProtobufError', (_what, bytes) => {
+    expect(() => decodeListPodResourcesResponse(Buffer.from(bytes))).toThrow(ProtobufError);
+  });
+
+  it('never throws anything but a ProtobufError on random bytes', () => {
+    const prng = new Prng(7);
+    const rand = () => prng.next();
+    for (let i = 0; i < 2000; i++) {
+      const bytes = Buffer.from(Array.from({ length: Math.floor(rand() * 40) }, () => Math.floor(rand() * 256)));
+      try {
+        decodeListPodResourcesResponse(bytes);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ProtobufError);
+      }
+    }
+  });
+});
