@@ -699,7 +699,7 @@ export class NvmlBinding {
     const request = (this.gpmRequest ??= new GpmMetricsRequest());
     request.prepare(sample1, sample2, metricIds);
     const name = 'nvmlGpmMetricsGet';
-    this.call(name, `int ${name}(_Inout_ void *request)`, request.buffer);
+    this.call(name, `int ${name}(void *request)`, request.buffer);
     return request.results(metricIds);
   }
 }
