@@ -3,8 +3,9 @@
  *   deploy/rules/kube-gpu-exporter.rules.yaml  (promtool, a plain Prometheus `rule_files`)
  *   deploy/base/prometheusrule.yaml            (the same groups as a PrometheusRule)
  *
- *   npx tsx deploy/rules/build.ts          write both
- *   npx tsx deploy/rules/build.ts --check  exit 1 if either is out of date
+ *   npx tsx deploy/rules/build.ts
+ *
+ * (test/rules.test.ts fails while either file differs from what this writes)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -135,33 +136,20 @@ export function buildRules(overrides: Settings = {}): { rules: string; prometheu
   return { rules: RULES_HEADER + groups, prometheusRule: PROMETHEUS_RULE_HEADER + underSpec };
 }
 
-function main(argv: string[]): number {
+function main(): void {
   const { rules, prometheusRule } = buildRules();
-  const outputs: [string, string][] = [
+  for (const [file, text] of [
     [RULES_FILE, rules],
     [PROMETHEUS_RULE_FILE, prometheusRule],
-  ];
-  if (argv.includes('--check')) {
-    const stale = outputs.filter(([file, text]) => {
-      try {
-        return readFileSync(file, 'utf8') !== text;
-      } catch {
-        return true;
-      }
-    });
-    for (const [file] of stale) process.stderr.write(`${rel(file)} is out of date: run npx tsx deploy/rules/build.ts\n`);
-    return stale.length ? 1 : 0;
-  }
-  for (const [file, text] of outputs) {
+  ] as const) {
     writeFileSync(file, text);
     process.stdout.write(`wrote ${rel(file)}\n`);
   }
-  return 0;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   try {
-    process.exitCode = main(process.argv.slice(2));
+    main();
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exitCode = 1;
