@@ -434,6 +434,14 @@ describe.each(ENTRY_POINTS)('deploy/%s', (entry) => {
     expect(env.NODE_NAME?.valueFrom?.fieldRef?.fieldPath).toBe('spec.nodeName');
   });
 
+  it('a stop on SIGTERM (--shutdown-timeout) ends before the kubelet kills the pod (terminationGracePeriodSeconds)', () => {
+    for (const [entry, r] of rendered) {
+      const d = only(r.objects, 'DaemonSet');
+      const graceSeconds = Number(d.spec.template.spec.terminationGracePeriodSeconds ?? 30);
+      expect(containerConfig(exporterContainer(d)).shutdownTimeoutMs, entry).toBeLessThan(graceSeconds * 1000);
+    }
+  });
+
   it('security context: UID 0, no capabilities, read-only root, no escalation, RuntimeDefault seccomp', () => {
     expect(c.securityContext).toMatchObject({
       runAsUser: 0,
