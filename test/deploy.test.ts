@@ -23,6 +23,8 @@ import { parseAllDocuments } from 'yaml';
 import { COLLECTORS } from '../src/collectors/index.js';
 import { collectorEnv, FLAGS, parseFlags, type Config } from '../src/config/flags.js';
 import { createApp } from '../src/http/server.js';
+import { loadWebConfig } from '../src/config/web-config.js';
+import { makeTestPki } from './support/certs.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -256,7 +258,7 @@ if (FLAG_DEFAULTS.kind !== 'run') throw new Error('parseFlags without flags');
 
 // ---------------------------------------------------------------------------------------
 
-const ENTRY_POINTS = ['.', 'overlays/per-process', 'overlays/pod-labels', 'overlays/full'];
+const ENTRY_POINTS = ['.', 'overlays/per-process', 'overlays/pod-labels', 'overlays/full', 'overlays/tls'];
 const rendered = new Map(ENTRY_POINTS.map((e) => [e, render(path.join(DEPLOY, e))]));
 
 function only(objects: Obj[], kind: string): Obj {
@@ -510,6 +512,53 @@ describe.each(ENTRY_POINTS)('deploy/%s', (entry) => {
     const role = objects.find((o) => o.kind === b.roleRef.kind && o.metadata.name === b.roleRef.name);
     expect(role, 'the bound ClusterRole').toBeDefined();
     expect(role!.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] }]);
+  });
+});
+
+describe('deploy/overlays/tls: /metrics over HTTPS', () => {
+  const { objects } = rendered.get('overlays/tls')!;
+  const ds = only(objects, 'DaemonSet');
+  const c = exporterContainer(ds);
+  const cfg = containerConfig(c);
+  const volumes = ds.spec.template.spec.volumes as Obj[];
+  const mount = ((c.volumeMounts ?? []) as Obj[]).find((m) => cfg.webConfigFile?.startsWith(`${m.mountPath}/`));
+  const volume = volumes.find((v) => v.name === mount?.name);
+  const sources = (volume?.projected?.sources ?? []) as Obj[];
+  const configMapSource = sources.find((src) => src.configMap)?.configMap as Obj | undefined;
+  const secretSource = sources.find((src) => src.secret)?.secret as Obj | undefined;
+
+  it('--web.config.file lies in a read-only projected volume of the web config ConfigMap and the TLS Secret', () => {
+    expect(cfg.webConfigFile).toBe('/etc/kube-gpu-exporter/web/web-config.yml');
+    expect(mount?.readOnly).toBe(true);
+    expect(configMapSource?.items).toContainEqual({ key: 'web-config.yml', path: path.basename(cfg.webConfigFile!) });
+    expect(objects.some((o) => o.kind === 'ConfigMap' && o.metadata.name === configMapSource?.name && o.metadata.namespace === ds.metadata.namespace)).toBe(true);
+    expect(secretSource?.name).toBe('kube-gpu-exporter-tls');
+  });
+
+  it('the shipped web config loads in the exporter beside a certificate and key, as the volume lays them out', async () => {
+    const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === configMapSource?.name)!;
+    const pki = makeTestPki();
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const dir = mkdtempSync(path.join(pki.dir, 'volume-'));
+    writeFileSync(path.join(dir, 'tls.crt'), pki.server.cert);
+    writeFileSync(path.join(dir, 'tls.key'), pki.server.key);
+    writeFileSync(path.join(dir, 'ca.crt'), pki.ca.cert);
+    const file = path.join(dir, path.basename(cfg.webConfigFile!));
+    writeFileSync(file, cm.data['web-config.yml'] as string);
+    const web = loadWebConfig(file);
+    expect(web.tls?.cert).toBe(pki.server.cert);
+    expect(web.headers.map(([name]) => name)).toContain('X-Content-Type-Options');
+  });
+
+  it('probes use HTTPS; the ServiceMonitor scrapes HTTPS and verifies the Service name with the Secret\'s CA', () => {
+    expect(c.livenessProbe.httpGet.scheme).toBe('HTTPS');
+    expect(c.readinessProbe.httpGet.scheme).toBe('HTTPS');
+    const sm = only(objects, 'ServiceMonitor');
+    const svc = only(objects, 'Service');
+    const ep = (sm.spec.endpoints as Obj[])[0]!;
+    expect(ep.scheme).toBe('https');
+    expect(ep.tlsConfig.serverName).toBe(`${svc.metadata.name}.${svc.metadata.namespace}.svc`);
+    expect(ep.tlsConfig.ca.secret).toEqual({ name: secretSource?.name, key: 'ca.crt' });
   });
 });
 
