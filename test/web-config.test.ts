@@ -127,3 +127,40 @@ describe('a bad web config is one error naming the field', () => {
     expect(() => loadWebConfig('/nonexistent/web.yml')).toThrow(/^web config \/nonexistent\/web\.yml: \(file\): cannot read it/);
   });
 });
+
+describe('fuzzed web configs', () => {
+  const KEYS = ['tls_server_config', 'http_server_config', 'basic_auth_users', 'rate_limit', 'cert_file', 'key_file', 'client_ca_file', 'client_auth_type', 'min_version', 'headers', 'X-Frame-Options', 'interval', 'burst', 'alice', 'http2', 'cipher_suites', 'client_allowed_sans'];
+  const SCALARS = ['', 'null', '~', 'true', '0', '-1', '1e309', '"\\u0000"', "'a:b'", '[]', '{}', '[1, [2]]', 'TLS13', 'RequireAnyClientCert', '1s', pki.server.certFile, pki.server.keyFile, HASH, '!!binary aGk=', '&a x', '*a', '"\\r\\n"', '日本', '"' + 'x'.repeat(5000) + '"'];
+  function randomYaml(rand: () => number, depth: number): string {
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const lines: string[] = [];
+    const n = 1 + Math.floor(rand() * 4);
+    for (let i = 0; i < n; i++) {
+      const key = pick(KEYS);
+      if (depth < 3 && rand() < 0.5) {
+        lines.push(`${key}:`);
+        lines.push(...randomYaml(rand, depth + 1).split('\n').filter(Boolean).map((l) => `  ${l}`));
+      } else lines.push(`${key}: ${pick(SCALARS)}`);
+    }
+    return lines.join('\n') + '\n';
+  }
+
+  it('1,000 random files either load or fail with one KGE_WEB_CONFIG_INVALID line', async () => {
+    const { Prng } = await import('./support/prng.js');
+    const prng = new Prng(2026);
+    const rand = () => prng.next();
+    let loaded = 0;
+    for (let i = 0; i < 1000; i++) {
+      const text = rand() < 0.1 ? Buffer.from(Array.from({ length: 64 }, () => Math.floor(rand() * 256))).toString('latin1') : randomYaml(rand, 0);
+      try {
+        loadWebConfig(write(text));
+        loaded++;
+      } catch (err) {
+        expect(err, text).toBeInstanceOf(ExporterError);
+        expect((err as ExporterError).code).toBe('KGE_WEB_CONFIG_INVALID');
+        expect((err as ExporterError).message, text).not.toContain('\n');
+      }
+    }
+    expect(loaded).toBeGreaterThan(0); // the generator also makes valid files
+  });
+});

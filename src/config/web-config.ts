@@ -206,7 +206,13 @@ export function loadWebConfig(file: string): WebConfig {
 export function parseWebConfig(text: string, file: string): WebConfig {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) throw fail(file, '(yaml)', doc.errors[0]!.message.split('\n')[0]!);
-  const top = Fields.of(file, '', doc.toJS());
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw fail(file, '(yaml)', (err as Error).message.split('\n')[0]!);
+  }
+  const top = Fields.of(file, '', value);
   top.allow(['tls_server_config', 'http_server_config', 'basic_auth_users', 'rate_limit']);
   const files = [file];
   const dir = path.dirname(path.resolve(file));
