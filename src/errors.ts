@@ -3,7 +3,7 @@
  * template. Tests check each code's message.
  */
 export const ERROR_CODES = {
-  KGE_FLAG_UNKNOWN: (flag: string) => `unknown flag ${flag} (see --help)`,
+  KGE_FLAG_UNKNOWN: (flag: string) => `unknown flag ${/^[\x21-\x7e]*$/.test(flag) ? flag : JSON.stringify(flag)} (see --help)`,
   KGE_FLAG_MISSING_VALUE: (flag: string, accepts: string) => `${flag} needs a value: ${accepts}`,
   KGE_FLAG_INVALID: (flag: string, value: string, accepts: string) => `${flag}: invalid value ${JSON.stringify(value)}; accepts ${accepts}`,
   KGE_ENV_INVALID: (env: string, flag: string, value: string, accepts: string) =>
