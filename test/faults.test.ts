@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,41 +43,44 @@ async function expectCleanExit(exp: RunningExporter, stop: () => Promise<number 
 const gpusOf = (text: string, family: string) => [...new Set(seriesOf(text, family).map((s) => s.labels.gpu!))].sort();
 const podOf = (text: string, family: string, gpu: string) => seriesOf(text, family).find((s) => s.labels.gpu === gpu && s.labels.GPU_I_ID === undefined)?.labels.pod;
 
-describe('NVML present but not initialising at start, then initialising', () => {
+describe('NVML absent at start, then present but not initialising, then initialising', () => {
   it('serves valid /metrics without GPUs, logs each distinct reason once over many retries, and picks NVML up', async () => {
     const node = simulatedNode('workstation');
-    const statePath = path.join(mkdtempSync(path.join(os.tmpdir(), 'kge-late-state-')), 'node.sim');
-    // the library is there, the driver is not (the simulated library: no scenario file yet)
-    const exp = await startExporterProcess({ library: node.libraryPath, statePath, args: ['--nvml.retry-interval=100ms', '--sample-interval=100ms', '--kubelet.socket=none'] });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kge-late-driver-'));
+    const library = path.join(dir, 'libnvidia-ml.so.1');
+    const statePath = path.join(dir, 'node.sim');
+    const exp = await startExporterProcess({ library, statePath, args: ['--nvml.retry-interval=100ms', '--sample-interval=100ms', '--kubelet.socket=none'] });
     running.push(exp);
-    await waitFor(() => countLogs(exp, 'NVML unavailable') === 1, 5000, 'the unavailable log line');
-    await new Promise((r) => setTimeout(r, 800)); // several retries
-    let text = await validScrape(exp.url);
-    expect(plainValue(text, 'kube_gpu_exporter_nvml_up')).toBe(0);
-    expect(seriesOf(text, 'DCGM_FI_DEV_GPU_TEMP')).toEqual([]);
-    const notReady = await fetch(`${exp.url}/readyz`);
-    expect(notReady.status).toBe(503);
-    expect(await notReady.text()).toMatch(/DRIVER_NOT_LOADED|Driver Not Loaded/i);
-    expect(countLogs(exp, 'NVML unavailable')).toBe(1);
-
-    // a driver that answers init with an error: a new reason, logged once more
+    /** One reason: logged once however many retries it lasts, /metrics valid and without GPUs meanwhile. */
+    const expectReason = async (nth: number, readyz: RegExp): Promise<void> => {
+      await waitFor(() => countLogs(exp, 'NVML unavailable') === nth, 5000, `reason ${nth} logged`);
+      await new Promise((r) => setTimeout(r, 800)); // several retries
+      expect(countLogs(exp, 'NVML unavailable')).toBe(nth);
+      const text = await validScrape(exp.url);
+      expect(plainValue(text, 'kube_gpu_exporter_nvml_up')).toBe(0);
+      expect(seriesOf(text, 'DCGM_FI_DEV_GPU_TEMP')).toEqual([]);
+      const notReady = await fetch(`${exp.url}/readyz`);
+      expect(notReady.status).toBe(503);
+      expect(await notReady.text()).toMatch(readyz);
+    };
+    await expectReason(1, /no such file/);
+    // the library appears; the driver behind it is not loaded (the simulated library: no scenario file yet)
+    copyFileSync(node.libraryPath, library);
+    await expectReason(2, /DRIVER_NOT_LOADED/);
+    // a driver that answers init with an error
     writeFileSync(statePath, 'device_count 1\ngpu.0.uuid GPU-1\n'); // no name or PCI bus id: init fails
-    await waitFor(() => countLogs(exp, 'NVML unavailable') === 2, 5000, 'the second reason');
-    await new Promise((r) => setTimeout(r, 800));
-    expect(countLogs(exp, 'NVML unavailable')).toBe(2);
-    expect(await (await fetch(`${exp.url}/readyz`)).text()).toMatch(/UNKNOWN|Unknown/i);
-    await validScrape(exp.url);
+    await expectReason(3, /UNKNOWN/);
 
     writeFileSync(statePath, readFileSync(node.statePath, 'utf8'));
     await waitFor(async () => (await fetch(`${exp.url}/readyz`)).status === 200, 5000, 'readyz after the driver came up');
-    text = await waitFor(async () => {
+    const text = await waitFor(async () => {
       const t = await scrape(exp.url);
       return seriesOf(t, 'DCGM_FI_DEV_GPU_TEMP').length === 1 ? t : undefined;
     }, 5000, 'GPU series');
     expect(promtoolFindings(text)).toEqual([]);
     expect(plainValue(text, 'kube_gpu_exporter_nvml_up')).toBe(1);
     expect(countLogs(exp, 'NVML initialised')).toBe(1);
-    expect(countLogs(exp, 'NVML unavailable')).toBe(2);
+    expect(countLogs(exp, 'NVML unavailable')).toBe(3);
     await expectCleanExit(exp, () => exp.stop());
   });
 });
