@@ -46,10 +46,12 @@ interface DeviceInfo {
   maxSlices?: number;
 }
 
+/** Share of the whole GPU a claim holds: the device's share (1, or the MIG slice), split between its replicas. */
 function claimShare(claim: DeviceClaim, device: DeviceInfo): number | undefined {
-  if (claim.replica !== undefined) return claim.replicas ? 1 / claim.replicas : undefined;
-  if (device.isMig) return migShare(device.profile ?? '', device.maxSlices);
-  return 1;
+  const deviceShare = device.isMig ? migShare(device.profile ?? '', device.maxSlices) : 1;
+  if (deviceShare === undefined) return undefined;
+  if (claim.replica === undefined) return deviceShare;
+  return claim.replicas ? deviceShare / claim.replicas : undefined;
 }
 
 /**
