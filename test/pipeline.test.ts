@@ -113,8 +113,8 @@ describe('faults', () => {
     const families = new Set(text.split('\n').filter((l) => l.includes('gpu="3"')).map((l) => l.slice(0, l.indexOf('{'))));
     expect([...families].sort()).toEqual(['DCGM_FI_DEV_XID_ERRORS', 'gpu_answering', 'gpu_health_events_total', 'gpu_xid_events_total']);
     expect(seriesOf(text, 'gpu_answering').find((s) => s.labels.gpu === '3')?.value).toBe(0);
-    expect(logs.filter((l) => l.msg.startsWith('GPU not answering'))).toHaveLength(1);
     expect(logs.filter((l) => l.msg.startsWith('GPU missing'))).toHaveLength(1);
+    expect(logs.filter((l) => l.msg.startsWith('GPU missing'))[0]).toMatchObject({ gpu: 3, err: expect.stringContaining('GPU_IS_LOST') });
   });
 
   it('a 3 s hang in NVML leaves /metrics answering in milliseconds from the last sample', async () => {

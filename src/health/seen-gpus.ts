@@ -27,10 +27,10 @@ export class SeenGpus {
       missing.add(uuid);
       if (!this.missingNow.has(uuid)) {
         const lost = sample.lostGpus.find((l) => l.uuid === uuid);
-        this.log.error({ gpu: id.index, uuid, pciBusId: id.pciBusId, err: lost?.error ?? 'no longer listed by NVML' }, 'GPU missing: seen earlier, not answering now');
+        this.log.error({ gpu: id.index, uuid, pciBusId: id.pciBusId, err: lost?.error ?? 'no longer listed by NVML' }, 'GPU missing: seen earlier, not answering now; the other GPUs keep reporting');
       }
     }
-    for (const uuid of this.missingNow) if (!missing.has(uuid)) this.log.info({ uuid }, 'GPU answering again');
+    for (const uuid of this.missingNow) if (!missing.has(uuid)) this.log.info({ gpu: this.seen.get(uuid)?.index, uuid }, 'GPU answering again');
     this.missingNow = missing;
   }
 

@@ -3,12 +3,11 @@ import type { NodeSample } from '../sample.js';
 
 /**
  * Logs sampling problems once per change of state, never once per tick: a collector that
- * starts or stops failing, a GPU lost or back, a collector a GPU does not support, a stall,
+ * starts or stops failing, a collector a GPU does not support, enumeration failing, a stall,
  * missing driver symbols.
  */
 export class StateChangeLog {
   private readonly collectorErrors = new Map<string, string | undefined>();
-  private lost = new Set<string>();
   /** "<uuid> <collector>" of every GPU and collector it does not support, as last seen. */
   private unsupported = new Set<string>();
   private enumerationError: string | undefined;
@@ -41,12 +40,7 @@ export class StateChangeLog {
     const notAnswering = new Set(sample.lostGpus.map((g) => g.uuid));
     for (const key of this.unsupported) if (notAnswering.has(key.slice(0, key.indexOf(' ')))) unsupportedNow.add(key);
     this.unsupported = unsupportedNow;
-    const lostNow = new Set(sample.lostGpus.map((g) => `${g.index}`));
-    for (const g of sample.lostGpus) {
-      if (!this.lost.has(`${g.index}`)) this.log.error({ gpu: g.index, uuid: g.uuid, err: g.error }, 'GPU not answering; other GPUs keep reporting');
-    }
-    for (const idx of this.lost) if (!lostNow.has(idx)) this.log.info({ gpu: Number(idx) }, 'GPU answering again');
-    this.lost = lostNow;
+    // a GPU lost or back is logged by the health view (src/health/seen-gpus.ts), which also sees GPUs that drop off the list
     if (sample.enumerationError !== this.enumerationError) {
       if (sample.enumerationError) this.log.error({ err: sample.enumerationError }, 'cannot enumerate GPUs');
       else this.log.info('GPU enumeration recovered');
