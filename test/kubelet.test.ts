@@ -8,7 +8,7 @@ import { buildDeviceMap, parseDeviceId, replicaCounts } from '../src/attribution
 import { DeviceMapSource } from '../src/attribution/kubelet/device-map-source.js';
 import type { ListPodResourcesResponse, PodResources } from '../src/attribution/kubelet/podresources.js';
 import { FakeKubelet } from '../src/sim/fake-kubelet.js';
-import { parseKubeletScenario, simDevices } from '../src/sim/kubelet-scenario.js';
+import { defaultAllocatable, parseKubeletScenario, simDevices } from '../src/sim/kubelet-scenario.js';
 import { waitFor } from './support/exporter-process.js';
 
 const G0 = 'GPU-a4c123b1-612d-d272-d137-1c17149d4395';
@@ -84,6 +84,12 @@ describe('pods scenario files', () => {
     expect(s.pods[0]!.uid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(s.pods[0]!.containers[0]!.id).toMatch(/^[0-9a-f]{64}$/);
     expect(s.allocatable).toEqual({ 'nvidia.com/gpu': [G0, G1], 'nvidia.com/mig-3g.40gb': [M0] });
+  });
+
+  it('takes MIG mode from a gpu.* default unless a gpu.<i> line says otherwise, in any order', () => {
+    const d = simDevices(`gpu.1.mig_mode 0\ngpu.*.mig_mode 1\ngpu.0.uuid ${G0}\ngpu.1.uuid ${G1}\ngpu.0.mig.0.uuid ${M0}\ngpu.0.mig.0.profile 1g.10gb\n`);
+    expect([d.gpus.get(0)!.migMode, d.gpus.get(1)!.migMode]).toEqual([true, false]);
+    expect(defaultAllocatable(d)).toEqual({ 'nvidia.com/mig-1g.10gb': [M0], 'nvidia.com/gpu': [G1] });
   });
 
   it.each([

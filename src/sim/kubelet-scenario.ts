@@ -54,12 +54,16 @@ export function simDevices(simText: string): SimDevices {
     if (!g) gpus.set(i, (g = { uuid: '', migMode: false, mig: new Map() }));
     return g;
   };
+  // a gpu.<i> line wins over the gpu.* default, whatever the order (as in the simulated library)
+  let migModeDefault = false;
+  const migModeOf = new Map<number, boolean>();
   for (const raw of simText.split('\n')) {
     const line = raw.replace(/#.*/, '').trim();
     let m = /^gpu\.(\d+)\.uuid\s+(\S+)$/.exec(line);
     if (m) gpu(Number(m[1])).uuid = m[2]!;
-    m = /^gpu\.(\d+)\.mig_mode\s+1$/.exec(line);
-    if (m) gpu(Number(m[1])).migMode = true;
+    m = /^gpu\.(\d+|\*)\.mig_mode\s+(\d+)$/.exec(line);
+    if (m && m[1] === '*') migModeDefault = m[2] !== '0';
+    else if (m) migModeOf.set(Number(m[1]), m[2] !== '0');
     m = /^gpu\.(\d+)\.mig\.(\d+)\.(uuid|profile)\s+(\S+)$/.exec(line);
     if (m) {
       const g = gpu(Number(m[1]));
@@ -69,6 +73,7 @@ export function simDevices(simText: string): SimDevices {
       g.mig.set(slot, inst);
     }
   }
+  for (const [i, g] of gpus) g.migMode = migModeOf.get(i) ?? migModeDefault;
   return { gpus };
 }
 
