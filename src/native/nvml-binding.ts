@@ -178,6 +178,8 @@ export class NvmlBinding {
   readonly missingSymbols: string[] = [];
   private readonly lib: koffi.IKoffiLib;
   private readonly fns = new Map<string, NativeFn | null>();
+  /** nvmlErrorString of each code met so far. */
+  private readonly errorTexts = new Map<number, string>();
   private readonly errorString: (code: number) => string;
   private gpmRequest: GpmMetricsRequest | undefined;
 
@@ -203,7 +205,11 @@ export class NvmlBinding {
   }
 
   private check(call: string, code: number): void {
-    if (code !== NVML_SUCCESS) throw new NvmlError(call, code, this.errorString(code) ?? '');
+    if (code === NVML_SUCCESS) return;
+    // the driver's text for a code never changes: ask once per code
+    let text = this.errorTexts.get(code);
+    if (text === undefined) this.errorTexts.set(code, (text = this.errorString(code) ?? ''));
+    throw new NvmlError(call, code, text);
   }
 
   /** Calls an optional symbol; a missing one is FUNCTION_NOT_FOUND (treated as "not supported"). */

@@ -45,7 +45,11 @@ export function nvmlReturnName(code: number): string {
   return RETURN_NAMES[code] ?? `CODE_${code}`;
 }
 
-/** A failed NVML call: which function, the code, its symbolic name and the driver's text. */
+/**
+ * A failed NVML call: which function, the code, its symbolic name and the driver's text. It
+ * carries no stack trace: the call it names says where it came from, and "not supported"
+ * answers come by the dozen every tick, where capturing stacks would cost more than the calls.
+ */
 export class NvmlError extends Error {
   readonly call: string;
   readonly code: number;
@@ -54,7 +58,10 @@ export class NvmlError extends Error {
 
   constructor(call: string, code: number, driverText: string) {
     const codeName = nvmlReturnName(code);
+    const stackLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${call} failed: NVML_ERROR_${codeName} (${code}): ${driverText}`);
+    Error.stackTraceLimit = stackLimit;
     this.name = 'NvmlError';
     this.call = call;
     this.code = code;
