@@ -19,13 +19,13 @@ import { startSimulatedPods } from '../src/sim/simulated-pods.js';
  * the node flags it ships with, and a bare node:http server sending the same bytes (the floor),
  * each in its own process, and scrapes both, interleaved, with CONCURRENCY requests in flight.
  * It prints one table: scrape latency beside the floor's, exporter CPU per scrape and per
- * sampling tick (measured in a child process of this script on the same simulated node), bytes
+ * sampling tick (measured in a child process of this script, with the same node flags, on the same simulated node), bytes
  * per scrape, and resident memory before and after the scrapes; then, for the 8x H100 node,
  * whether memory stays flat over a second round of scrapes.
  */
 const SCRAPES = Number(process.env.BENCH_SCRAPES ?? 10_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
-const TICKS = Number(process.env.BENCH_TICKS ?? 300);
+const TICKS = Number(process.env.BENCH_TICKS ?? 2000);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 5000);
 const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'workstation,h100x8,h100x8-mig7').split(',');
 /** The node whose memory is watched over a second round of scrapes. */
@@ -41,7 +41,7 @@ if (process.argv[2] === '--tick-cpu') {
   const nvml = new NvmlBinding({ libraryPath: node.libraryPath });
   nvml.init();
   const cpuPerTick = (ticker: Ticker): number => {
-    for (let i = 0; i < 20; i++) ticker.tick();
+    for (let i = 0; i < 200; i++) ticker.tick(); // warm: the first ticks run cold code
     const cpu0 = process.cpuUsage();
     for (let i = 0; i < TICKS; i++) ticker.tick();
     const cpu = process.cpuUsage(cpu0);
@@ -68,7 +68,7 @@ interface TickFigures {
 
 function tickCpu(scenario: string): Promise<TickFigures> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--tick-cpu', scenario], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeFlags, ...process.execArgv, fileURLToPath(import.meta.url), '--tick-cpu', scenario], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as TickFigures) : reject(new Error(`tick measurement for ${scenario} exited ${code}`))));
