@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { NO_ATTRIBUTION, type SampleAttribution } from './attribution/attribution.js';
@@ -55,7 +54,6 @@ function unknownDeviceIds(map: DeviceMap, sample: NodeSample | undefined): numbe
 export class Exporter {
   readonly sampler: Sampler;
   readonly cache = new ScrapeCache();
-  private server: Server | undefined;
   private listener: Listener | undefined;
   /** The web config in force (TLS, users, headers), when --web.config.file is set. */
   readonly webConfig: WebConfigWatcher | undefined;
@@ -179,7 +177,6 @@ export class Exporter {
         resolve();
       });
     });
-    this.server = server;
     const addr = server.address() as AddressInfo;
     logger.info({ address: addr.address, port: addr.port, naming: config.naming, tls: this.webConfig?.current.tls !== undefined, basicAuth: this.guard.auth.enabled }, 'serving /metrics');
     return addr;
@@ -220,9 +217,8 @@ export class Exporter {
     this.webConfig?.stop();
     const podMetadata = this.podMetadata;
     this.podMetadata = undefined;
-    const server = this.server;
-    this.server = undefined;
-    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    const server = this.listener?.server;
+    const closed = server?.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     server?.closeIdleConnections();
     await Promise.all([closed, this.sampler.stop(), this.deviceMaps?.stop(), podMetadata?.stop()]);
   }
