@@ -22,7 +22,7 @@
  * then keeps its own copies, which reads as slow growth that no real driver causes.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +30,7 @@ import { NODE_FLAGS } from '../src/node-flags.js';
 import { repoRoot, simulatedNode } from '../src/sim/harness.js';
 import { parseKubeletScenario, simDevices, type KubeletScenario } from '../src/sim/kubelet-scenario.js';
 import { startSimulatedPods } from '../src/sim/simulated-pods.js';
+import { replaceScenarioFile } from '../src/sim/scenario-file.js';
 
 const RSS_GROWTH_LIMIT_BYTES = 5 * 1024 * 1024;
 const CONCURRENCY = 4;
@@ -199,7 +200,7 @@ async function main(): Promise<number> {
       if (quiet) return;
       rewrites++;
       const extra = scenarioVariant(rewrites);
-      writeFileSync(statePath, extra ? `${shippedSim}\n${extra}\n` : shippedSim);
+      replaceScenarioFile(statePath, extra ? `${shippedSim}\n${extra}\n` : shippedSim);
     }, SCENARIO_REWRITE_MS),
     setInterval(() => {
       if (quiet) return;

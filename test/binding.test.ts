@@ -1,4 +1,4 @@
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NvmlLibraryNotFoundError, libraryCandidates } from '../src/native/library-discovery.js';
@@ -6,6 +6,7 @@ import { ABI_SIZES, NvmlBinding } from '../src/native/nvml-binding.js';
 import { ClockType, FieldId } from '../src/native/nvml-constants.js';
 import { NvmlError } from '../src/native/nvml-return.js';
 import { scenarioCopy } from './support/exporter-process.js';
+import { appendScenarioLines, replaceScenarioFile } from '../src/sim/scenario-file.js';
 
 /** The real koffi binding against the simulated libnvidia-ml.so.1 (8x H100 scenario). */
 const { node, statePath } = scenarioCopy('h100x8');
@@ -102,7 +103,7 @@ describe('NvmlBinding on the simulated 8x H100 node', () => {
 
   it('sees scenario changes while running, including injected faults', async () => {
     const original = readFileSync(statePath, 'utf8');
-    appendFileSync(statePath, '\nfault nvmlDeviceGetPowerUsage 2 4\nfault nvmlDeviceGetTemperature * 15\n');
+    appendScenarioLines(statePath, '\nfault nvmlDeviceGetPowerUsage 2 4\nfault nvmlDeviceGetTemperature * 15\n');
     await new Promise((r) => setTimeout(r, 60));
     try {
       expect(() => nvml.powerUsageMilliwatts(nvml.deviceByIndex(2))).toThrowError(/NO_PERMISSION/);
@@ -117,7 +118,7 @@ describe('NvmlBinding on the simulated 8x H100 node', () => {
       expect(lost?.gpuLost).toBe(true);
       expect(lost?.driverText).toBe('GPU is lost');
     } finally {
-      writeFileSync(statePath, original);
+      replaceScenarioFile(statePath, original);
       await new Promise((r) => setTimeout(r, 60));
     }
     expect(nvml.powerUsageMilliwatts(nvml.deviceByIndex(2))).toBeGreaterThan(0);
@@ -131,12 +132,12 @@ describe('process utilization (nvmlDeviceGetProcessUtilization)', () => {
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
   beforeAll(async () => {
-    writeFileSync(statePath, fixture);
+    replaceScenarioFile(statePath, fixture);
     await sleep(80);
     expect(nvml.deviceCount()).toBe(3);
   });
   afterAll(async () => {
-    writeFileSync(statePath, original);
+    replaceScenarioFile(statePath, original);
     await sleep(80);
   });
 
@@ -218,11 +219,11 @@ describe('process utilization (nvmlDeviceGetProcessUtilization)', () => {
   });
 
   it('obeys fault rules like every other call', async () => {
-    appendFileSync(statePath, '\nfault nvmlDeviceGetProcessUtilization 0 4\n');
+    appendScenarioLines(statePath, '\nfault nvmlDeviceGetProcessUtilization 0 4\n');
     await sleep(80);
     expect(() => nvml.processUtilization(nvml.deviceByIndex(0), 0)).toThrowError(/nvmlDeviceGetProcessUtilization failed: NVML_ERROR_NO_PERMISSION/);
     expect(nvml.processUtilization(nvml.deviceByIndex(1), 0)).toEqual([]);
-    writeFileSync(statePath, fixture);
+    replaceScenarioFile(statePath, fixture);
     await sleep(80);
     expect(nvml.processUtilization(nvml.deviceByIndex(0), 0).length).toBeGreaterThan(0);
   });

@@ -8,6 +8,7 @@ import { migHolder, migNodePods, migNodeSim, MIG_NODE_GPUS, MIG_NODE_PODS, MIG_N
 import { ROOT, scrape, seriesOf, startExporterProcess, waitFor, type RunningExporter } from './support/exporter-process.js';
 import { promtoolFindings } from './support/promtool.js';
 import { countLogs, logLines, plainValue, sampleTime, startSimulatedExporter, type SimulatedExporter } from './support/simulated-exporter.js';
+import { replaceScenarioFile } from '../src/sim/scenario-file.js';
 
 /**
  * Faults, end to end through the real exporter process on the simulated NVML and the fake
@@ -68,10 +69,10 @@ describe('NVML absent at start, then present but not initialising, then initiali
     copyFileSync(node.libraryPath, library);
     await expectReason(2, /DRIVER_NOT_LOADED/);
     // a driver that answers init with an error
-    writeFileSync(statePath, 'device_count 1\ngpu.0.uuid GPU-1\n'); // no name or PCI bus id: init fails
+    replaceScenarioFile(statePath, 'device_count 1\ngpu.0.uuid GPU-1\n'); // no name or PCI bus id: init fails
     await expectReason(3, /UNKNOWN/);
 
-    writeFileSync(statePath, readFileSync(node.statePath, 'utf8'));
+    replaceScenarioFile(statePath, readFileSync(node.statePath, 'utf8'));
     await waitFor(async () => (await fetch(`${exp.url}/readyz`)).status === 200, 5000, 'readyz after the driver came up');
     const text = await waitFor(async () => {
       const t = await scrape(exp.url);

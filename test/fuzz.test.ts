@@ -15,6 +15,7 @@ import { Prng } from './support/prng.js';
 import { promtoolFindings } from './support/promtool.js';
 import type { CaseResult } from './support/sim-fuzz-driver.js';
 import { countLogs, plainValue, startSimulatedExporter, type SimulatedExporter } from './support/simulated-exporter.js';
+import { replaceScenarioFile } from '../src/sim/scenario-file.js';
 
 /**
  * Seeded random and hostile input to everything the exporter parses: flags and environment,
@@ -241,7 +242,7 @@ describe('fuzzing scenario files read by the simulated NVML', () => {
     running.push(s);
     const r = new Prng(SEED + 2);
     for (let i = 0; i < 12; i++) {
-      writeFileSync(s.statePath, corrupt(s.original, r), 'latin1');
+      replaceScenarioFile(s.statePath, corrupt(s.original, r), 'latin1');
       const text = await s.samples(2);
       expect(promtoolFindings(text), `seed ${SEED + 2}, change ${i}`).toEqual([]);
     }

@@ -1,4 +1,4 @@
-import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { NvmlBinding, type Device, type EventSet } from '../src/native/nvml-bind
 import { EccCounterType, EccErrorType, EventType, FieldId, FieldScope, PerfPolicy } from '../src/native/nvml-constants.js';
 import { simulatedNode } from '../src/sim/harness.js';
 import { nvmlError } from './support/nvml-error.js';
+import { appendScenarioLines, replaceScenarioFile } from '../src/sim/scenario-file.js';
 
 /**
  * The GPU health calls (ECC, retired pages, remapped rows, violation time, field values) and
@@ -156,7 +157,7 @@ describe('NVML events on the simulated node', () => {
   const XID = EventType.XID_CRITICAL;
 
   afterAll(async () => {
-    writeFileSync(statePath, fixture);
+    replaceScenarioFile(statePath, fixture);
     await sleep(60);
   });
 
@@ -232,39 +233,39 @@ describe('NVML events on the simulated node', () => {
 
   it('delivers event lines added at run time, and not again after a reload that keeps them', async () => {
     const at = Math.ceil(simElapsed()) + 300;
-    appendFileSync(statePath, `\nevent 0 xid 48 ${at}\n`);
+    appendScenarioLines(statePath, `\nevent 0 xid 48 ${at}\n`);
     const ev = nvml.waitForEvent(a, 10_000);
     expect(simElapsed()).toBeGreaterThanOrEqual(at);
     expect(ev).toMatchObject({ eventType: XID, eventData: 48n });
     expect(nvml.waitForEvent(b, 1_000)).toMatchObject({ eventType: XID, eventData: 48n });
     // another change to the file: the events it keeps are not delivered again
-    appendFileSync(statePath, '# touched\n');
+    appendScenarioLines(statePath, '# touched\n');
     await sleep(60);
     expect(nvml.waitForEvent(a, 150)).toBeUndefined();
     expect(nvml.waitForEvent(b, 150)).toBeUndefined();
     // an identical second line is a second event
-    appendFileSync(statePath, `event 0 xid 48 ${at}\n`);
+    appendScenarioLines(statePath, `event 0 xid 48 ${at}\n`);
     expect(nvml.waitForEvent(a, 1_000)).toMatchObject({ eventType: XID, eventData: 48n });
     expect(nvml.waitForEvent(a, 150)).toBeUndefined();
   });
 
   it('fails waits in a fault window, also one that opens while the wait blocks', async () => {
     const now = Math.ceil(simElapsed());
-    appendFileSync(statePath, `fault nvmlEventSetWait_v2 * 999 0 ${now + 100_000}\n`);
+    appendScenarioLines(statePath, `fault nvmlEventSetWait_v2 * 999 0 ${now + 100_000}\n`);
     await sleep(60);
     const e = nvmlError(() => nvml.waitForEvent(a, 1_000));
     expect([e.call, e.code, e.codeName]).toEqual(['nvmlEventSetWait_v2', 999, 'UNKNOWN']);
-    writeFileSync(statePath, fixture);
+    replaceScenarioFile(statePath, fixture);
     await sleep(60);
     expect(nvml.waitForEvent(a, 50)).toBeUndefined();
     const opens = Math.ceil(simElapsed()) + 300;
-    appendFileSync(statePath, `fault nvmlEventSetWait_v2 * 15 ${opens} ${opens + 100_000}\n`);
+    appendScenarioLines(statePath, `fault nvmlEventSetWait_v2 * 15 ${opens} ${opens + 100_000}\n`);
     const started = performance.now();
     const lost = nvmlError(() => nvml.waitForEvent(a, 10_000));
     expect(lost.gpuLost).toBe(true);
     expect(simElapsed()).toBeGreaterThanOrEqual(opens);
     expect(performance.now() - started).toBeLessThan(5_000);
-    writeFileSync(statePath, fixture);
+    replaceScenarioFile(statePath, fixture);
     await sleep(60);
   });
 

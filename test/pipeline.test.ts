@@ -1,9 +1,10 @@
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Exporter } from '../src/exporter.js';
 import { scenarioCopy, scrape, seriesOf, waitFor } from './support/exporter-process.js';
 import { startInProcess, type LogRecord } from './support/in-process.js';
+import { appendScenarioLines, replaceScenarioFile } from '../src/sim/scenario-file.js';
 
 /** The whole pipeline in one process on the simulated 8x H100 node, with faults injected live. */
 const { node, statePath } = scenarioCopy('h100x8');
@@ -22,7 +23,7 @@ afterAll(async () => {
 });
 
 async function setScenario(extra: string): Promise<void> {
-  writeFileSync(statePath, original + '\n' + extra + '\n');
+  replaceScenarioFile(statePath, original + '\n' + extra + '\n');
   // two complete samples after the change
   await exporter.sampler.nextSample();
   await exporter.sampler.nextSample();
@@ -119,7 +120,7 @@ describe('faults', () => {
 
   it('a 3 s hang in NVML leaves /metrics answering in milliseconds from the last sample', async () => {
     const skippedBefore = exporter.sampler.skippedTicks;
-    appendFileSync(statePath, '\nlatency nvmlDeviceGetPowerUsage 0 3000\n');
+    appendScenarioLines(statePath, '\nlatency nvmlDeviceGetPowerUsage 0 3000\n');
     await waitFor(() => exporter.sampler.skippedTicks > skippedBefore + 2, 5000, 'a stalled tick');
     const times: number[] = [];
     for (let i = 0; i < 20; i++) {
@@ -132,7 +133,7 @@ describe('faults', () => {
     // Generous bound for a noisy 2-core machine: the point is "not 3 seconds".
     expect(times[times.length - 1]).toBeLessThan(250);
     expect(logs.filter((l) => String(l.msg).startsWith('previous sampling tick still running')).length).toBeGreaterThanOrEqual(1);
-    writeFileSync(statePath, original);
+    replaceScenarioFile(statePath, original);
     await exporter.sampler.nextSample(8000);
   });
 });

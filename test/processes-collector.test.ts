@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import type { GpuSample, NodeSample } from '../src/sample.js';
 import { Ticker } from '../src/sampler/tick.js';
 import { simulatedNode } from '../src/sim/harness.js';
 import { ROOT } from './support/exporter-process.js';
+import { replaceScenarioFile } from '../src/sim/scenario-file.js';
 
 /**
  * The processes collector through a real Ticker and the koffi binding on the simulated NVML:
@@ -35,7 +36,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Rewrites the scenario and waits until the library has re-read it (it checks every 20 ms). */
 async function setScenario(extra: string): Promise<void> {
-  writeFileSync(statePath, extra ? `${original}\n${extra}\n` : original);
+  replaceScenarioFile(statePath, extra ? `${original}\n${extra}\n` : original);
   await sleep(80);
 }
 

@@ -1,7 +1,8 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT } from './exporter-process.js';
+import { replaceScenarioFile } from '../../src/sim/scenario-file.js';
 
 /** The simulated library looks at its scenario file at most every 20 ms; this leaves room. */
 const RELOAD_WAIT_MS = 80;
@@ -24,9 +25,9 @@ export interface FixtureScenario {
 export function fixtureScenario(name: string): FixtureScenario {
   const original = readFileSync(path.join(ROOT, 'test', 'fixtures', `${name}.sim`), 'utf8');
   const statePath = path.join(mkdtempSync(path.join(os.tmpdir(), `kge-${name}-`)), `${name}.sim`);
-  writeFileSync(statePath, original);
+  replaceScenarioFile(statePath, original);
   const write = async (text: string): Promise<void> => {
-    writeFileSync(statePath, text);
+    replaceScenarioFile(statePath, text);
     await sleep(RELOAD_WAIT_MS);
   };
   return {

@@ -10,13 +10,14 @@
  *
  *   node --import tsx test/support/sim-fuzz-driver.ts <library> <valid scenario> <case files...>
  */
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { enabledCollectors } from '../../src/collectors/index.js';
 import { NvmlBinding } from '../../src/native/nvml-binding.js';
 import { NvmlError } from '../../src/native/nvml-return.js';
 import { Ticker } from '../../src/sampler/tick.js';
+import { replaceScenarioFile } from '../../src/sim/scenario-file.js';
 
 export interface CaseResult {
   file: string;
@@ -94,7 +95,7 @@ for (const file of cases) {
   if (initCode() !== 'ok') throw new Error(`the valid scenario ${validScenario} did not initialise`);
   result.gpusBeforeReload = exercise();
   await sleep(25); // the library looks at the file at most every 20 ms
-  writeFileSync(live, readFileSync(file));
+  replaceScenarioFile(live, readFileSync(file));
   await sleep(25);
   result.gpusAfterReload = exercise();
   nvml.shutdown();

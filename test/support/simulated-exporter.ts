@@ -1,6 +1,7 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { startSimulatedPods, type SimulatedPods } from '../../src/sim/simulated-pods.js';
 import { scenarioCopy, scrape, seriesOf, startExporterProcess, waitFor, type RunningExporter } from './exporter-process.js';
+import { replaceScenarioFile } from '../../src/sim/scenario-file.js';
 
 /** A JSON log line of the exporter (pino), as written to stdout. */
 export interface LogLine {
@@ -75,7 +76,7 @@ export async function startSimulatedExporter(scenario: string, args: string[] = 
     statePath,
     original,
     setScenario(extraLines) {
-      writeFileSync(statePath, extraLines ? `${original}\n${extraLines}\n` : original);
+      replaceScenarioFile(statePath, extraLines ? `${original}\n${extraLines}\n` : original);
     },
     async samples(n, timeoutMs = 15_000) {
       let last = sampleTime(await scrape(exp.url));
