@@ -1,5 +1,6 @@
 import { writeSync } from 'node:fs';
 import { parseFlags, helpText, type Config } from './config/flags.js';
+import { installCrashHandlers } from './crash-handlers.js';
 import { ExporterError } from './errors.js';
 import { Exporter } from './exporter.js';
 import { createLogger } from './logger.js';
@@ -47,10 +48,12 @@ async function exitNow(code: number, lastWords: string): Promise<never> {
  * Starts the exporter. SIGTERM and SIGINT stop it cleanly (scrapes in flight finish, sampling and
  * event waits end, NVML is shut down) and exit 0; a stop that takes longer than
  * --shutdown-timeout (an NVML call hanging, a client that never finishes) exits 1 at the deadline.
- * SIGHUP re-reads the web config file.
+ * SIGHUP re-reads the web config file. Errors that escape every guard are logged and ridden
+ * out, up to a limit (src/crash-handlers.ts).
  */
 export async function run(config: Config): Promise<Exporter> {
   const logger = createLogger(config.logLevel);
+  installCrashHandlers(process, logger, (code, lastWords) => void exitNow(code, lastWords));
   let exporter: Exporter;
   try {
     exporter = new Exporter({ config, logger });

@@ -1,24 +1,22 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { NO_ATTRIBUTION, type SampleAttribution } from './attribution/attribution.js';
-import { Attributor, type PodMetadataLookup, type ProcessOwners } from './attribution/attributor.js';
-import { EMPTY_DEVICE_MAP, type DeviceMap } from './attribution/device-map.js';
+import { Attributor, type ProcessOwners } from './attribution/attributor.js';
+import { EMPTY_DEVICE_MAP } from './attribution/device-map.js';
 import { DeviceMapSource } from './attribution/kubelet/device-map-source.js';
+import { PodMetadataWatcher, podLabelName } from './attribution/pod-metadata.js';
 import { ProcessOwnerResolver } from './attribution/process-owner.js';
 import type { Config } from './config/flags.js';
 import { WebConfigWatcher } from './config/web-config-watcher.js';
-import { createListener, type Listener } from './http/listener.js';
-import { createRequestHandler, RequestGuard, type ServedState } from './http/server.js';
-import { buildExporterFamilies } from './metrics/exporter-series.js';
-import { buildGpuFamilies, deviceLabelPairs } from './metrics/gpu-series.js';
-import { buildPodFamilies } from './metrics/pod-series.js';
-import { buildHealthFamilies } from './metrics/health-series.js';
-import { EventTally } from './events/event-tally.js';
 import { EventWatcher } from './events/event-watcher.js';
-import type { FromEventWorker, GpuEvent } from './events/protocol.js';
-import { xidMessage } from './events/xid.js';
+import type { FromEventWorker } from './events/protocol.js';
 import { SeenGpus } from './health/seen-gpus.js';
-import { EventType } from './native/nvml-constants.js';
+import { createListener, type Listener } from './http/listener.js';
+import { readiness } from './http/readiness.js';
+import { createRequestHandler, RequestGuard, type ServedState } from './http/server.js';
+import { familyBuilders } from './metrics/builders.js';
+import { NO_EVENTS, renderContext, type ExporterStatus, type RenderContext } from './metrics/render-context.js';
+import { ATTRIBUTION_STEP, RenderStage, type FamilyBuilder } from './metrics/render-stage.js';
 import { ScrapeCache } from './metrics/scrape-cache.js';
 import type { NodeSample } from './sample.js';
 import { Sampler } from './sampler/sampler.js';
@@ -29,42 +27,33 @@ export interface ExporterOptions {
   logger: Logger;
   /** Who runs a host pid; built from --path.procfs and --path.pod-logs when left out. */
   processOwners?: ProcessOwners;
+  /** The render stage's family builders; the registered list (src/metrics/builders.ts) when left out. */
+  familyBuilders?: readonly FamilyBuilder[];
 }
 
 /** Longest single NVML event wait: shutdown waits at most this long for the event loop. */
 const EVENT_WAIT_MS = 1000;
 
-/** Device ids in the kubelet's map that name no device of this sample, plus ids that are not device ids. */
-function unknownDeviceIds(map: DeviceMap, sample: NodeSample | undefined): number {
-  const known = new Set<string>();
-  for (const g of sample?.gpus ?? []) {
-    known.add(g.uuid);
-    for (const m of g.mig) known.add(m.uuid);
-  }
-  let n = map.unparsedIds.length;
-  for (const uuid of map.claims.keys()) if (!known.has(uuid)) n++;
-  return n;
-}
-
 /**
- * Wires the pipeline: sampler (worker + NVML) -> attribution (kubelet device map, process
- * owners, pod metadata) -> families -> rendered cache -> HTTP. A new sample re-renders the
- * cache; scrapes only send cached bytes.
+ * Wires the parts together: sampler (worker + NVML; busy time integrated as samples arrive) ->
+ * attribution (kubelet device map, process owners, pod metadata) -> render stage (context,
+ * family builders, exposition) -> scrape cache -> HTTP. NVML events from the sampling thread
+ * go to the event watcher, whose counts the health builder reads at the next render.
  */
 export class Exporter {
   readonly sampler: Sampler;
   readonly cache = new ScrapeCache();
+  readonly stage: RenderStage;
   private listener: Listener | undefined;
   /** The web config in force (TLS, users, headers), when --web.config.file is set. */
   readonly webConfig: WebConfigWatcher | undefined;
   readonly guard: RequestGuard;
   readonly deviceMaps: DeviceMapSource | undefined;
   readonly events: EventWatcher | undefined;
-  readonly tally = new EventTally();
   private readonly seen: SeenGpus;
-  private readonly lastLoggedXid = new Map<string, number>();
   private readonly attributor: Attributor;
-  private podMetadata: (PodMetadataLookup & { readonly synced: boolean; stop(): Promise<void> }) | undefined;
+  private lastAttribution: SampleAttribution = NO_ATTRIBUTION;
+  private readonly podMetadata: PodMetadataWatcher | undefined;
 
   constructor(private readonly opts: ExporterOptions) {
     const { config, logger } = opts;
@@ -83,15 +72,17 @@ export class Exporter {
       : undefined;
     this.seen = new SeenGpus(logger);
     this.events = config.nvmlEvents ? new EventWatcher(logger) : undefined;
-    this.events?.on('event', (e) => this.onEvent(e));
+    this.podMetadata = config.podMetadata
+      ? new PodMetadataWatcher({ nodeName: config.nodeName, labelAllowlist: config.podLabelAllowlist, kubeconfigPath: config.kubeconfig, logger })
+      : undefined;
+    const podMetadata = this.podMetadata;
     this.attributor = new Attributor({
       deviceMap: () => this.deviceMaps?.map ?? EMPTY_DEVICE_MAP,
       processOwners:
         opts.processOwners ?? (config.collectors.processes ? new ProcessOwnerResolver({ procRoot: config.procfsPath, logRoot: config.podLogsPath }) : undefined),
-      ...(config.podMetadata
-        ? { podMetadata: { metadataOf: (ns: string, pod: string) => this.podMetadata?.metadataOf(ns, pod), labelName: (k: string) => this.podMetadata?.labelName(k) ?? k } }
-        : {}),
+      ...(podMetadata ? { podMetadata: { metadataOf: (ns: string, pod: string) => podMetadata.metadataOf(ns, pod), labelName: podLabelName } } : {}),
     });
+    this.stage = new RenderStage(opts.familyBuilders ?? familyBuilders(), this.cache, logger);
     this.sampler = new Sampler({
       intervalMs: config.sampleIntervalMs,
       initRetryMs: config.nvmlRetryMs,
@@ -106,52 +97,49 @@ export class Exporter {
     this.sampler.on('events', (msg: FromEventWorker) => this.events?.handle(msg));
   }
 
-  /** Renders a sample (or the empty state before the first one). */
+  /** Renders a sample (or the empty state before the first one); resolves once it is served, never rejects. */
   render(sample: NodeSample | undefined): Promise<void> {
+    return this.stage.render(() => this.contextOf(sample));
+  }
+
+  /** The render context of a sample; the attribution is guarded on its own, so a failure there keeps the sample's values. */
+  private contextOf(sample: NodeSample | undefined): RenderContext {
     const { config } = this.opts;
-    const attribution: SampleAttribution = sample ? this.attributor.attribute(sample) : NO_ATTRIBUTION;
     if (sample) this.seen.observe(sample);
-    const gpuFamilies = sample ? buildGpuFamilies(sample, { scheme: config.naming, hostname: config.nodeName, attribution }) : [];
-    const devices = sample ? deviceLabelPairs(sample, config.naming, config.nodeName) : new Map();
-    const healthFamilies = sample ? buildHealthFamilies(sample, devices, this.tally, this.seen, attribution, config.naming, config.nodeName) : [];
-    const podFamilies = buildPodFamilies(devices, attribution);
+    const attribution = sample ? this.stage.guard.run(ATTRIBUTION_STEP, () => this.attributor.attribute(sample), this.lastAttribution) : NO_ATTRIBUTION;
+    this.lastAttribution = attribution;
+    return renderContext({
+      sample,
+      scheme: config.naming,
+      hostname: config.nodeName,
+      attribution,
+      seenGpus: this.seen.all(),
+      events: this.events?.tally ?? NO_EVENTS,
+      exporter: this.status(),
+    });
+  }
+
+  private status(): ExporterStatus {
+    const { config } = this.opts;
     const k = this.deviceMaps;
-    const own = buildExporterFamilies(sample, {
+    return {
       nvmlUp: this.sampler.state === 'ready',
       skippedTicks: this.sampler.skippedTicks,
       version: VERSION,
       naming: config.naming,
-      kubelet: k && { ...k.status, pods: k.map.pods, unknownDeviceIds: unknownDeviceIds(k.map, sample) },
-      podMetadataSynced: config.podMetadata ? (this.podMetadata?.synced ?? false) : undefined,
-      eventWatch: this.events && { up: this.events.up, restarts: this.events.restarts },
-      unplacedProcesses: sample && config.collectors.processes ? attribution.unplacedProcesses : undefined,
-      webConfig: this.webConfig?.status,
-    });
-    return this.cache.update([...gpuFamilies, ...healthFamilies, ...podFamilies, ...own]);
-  }
-
-  /** Counts an event; logs an Xid once per GPU and code per minute (a storm is one line a minute). */
-  private onEvent(e: GpuEvent): void {
-    this.tally.record(e);
-    if (e.eventType !== Number(EventType.XID_CRITICAL)) {
-      this.opts.logger.warn({ uuid: e.uuid, eventType: e.eventType }, 'GPU health event');
-      return;
-    }
-    const key = `${e.uuid}/${e.data}`;
-    const last = this.lastLoggedXid.get(key);
-    if (last !== undefined && e.atMs - last < 60_000) return;
-    this.lastLoggedXid.set(key, e.atMs);
-    this.opts.logger.warn({ uuid: e.uuid, xid: e.data, description: xidMessage(e.data), gpuInstanceId: e.gpuInstanceId, computeInstanceId: e.computeInstanceId, total: this.tally.xidTotal(e.uuid) }, 'Xid error');
+      sampleIntervalSeconds: config.sampleIntervalMs / 1000,
+      ...(k ? { kubelet: { ...k.status, pods: k.map.pods } } : {}),
+      processAttribution: Boolean(config.collectors.processes),
+      ...(this.podMetadata ? { podMetadataSynced: this.podMetadata.synced } : {}),
+      ...(this.events ? { eventWatch: { up: this.events.up, restarts: this.events.restarts } } : {}),
+      ...(this.webConfig ? { webConfig: this.webConfig.status } : {}),
+    };
   }
 
   servedState(): ServedState {
     return {
       body: (format, gzip) => this.cache.body(format, gzip),
-      ready: () => {
-        if (this.sampler.state !== 'ready') return { ok: false, reason: this.sampler.unavailableReason ?? 'NVML not initialised yet' };
-        if (!this.sampler.latest) return { ok: false, reason: 'no sample taken yet' };
-        return { ok: true, reason: '' };
-      },
+      ready: () => readiness({ nvmlReady: this.sampler.state === 'ready', unavailableReason: this.sampler.unavailableReason, hasSample: this.sampler.latest !== undefined }),
       latestSample: () => this.sampler.latest,
       version: VERSION,
     };
@@ -161,7 +149,7 @@ export class Exporter {
     const { config, logger } = this.opts;
     await this.render(undefined);
     this.deviceMaps?.start();
-    if (config.podMetadata) void this.startPodMetadata();
+    this.podMetadata?.startInBackground();
     this.sampler.start();
     this.listener = createListener(createRequestHandler(this.servedState(), this.guard), {
       tls: this.webConfig?.current.tls,
@@ -183,44 +171,15 @@ export class Exporter {
   }
 
   /**
-   * Loads the Kubernetes client only when pod metadata is on (it is large), then keeps
-   * trying to start the watch: the exporter serves without the extra labels meanwhile.
-   */
-  private async startPodMetadata(): Promise<void> {
-    const { config, logger } = this.opts;
-    const { PodMetadataWatcher, podLabelName } = await import('./attribution/pod-metadata.js');
-    const watcher = new PodMetadataWatcher({ nodeName: config.nodeName, labelAllowlist: config.podLabelAllowlist, kubeconfigPath: config.kubeconfig, logger });
-    const lookup = { metadataOf: watcher.metadataOf.bind(watcher), labelName: podLabelName, stop: () => watcher.stop(), get synced() { return watcher.synced; } };
-    this.podMetadata = lookup;
-    let delayMs = 1000;
-    let logged = false;
-    while (this.podMetadata === lookup) {
-      try {
-        await watcher.start();
-        logger.info({ node: config.nodeName }, 'pod metadata: watching this node\'s pods in the Kubernetes API');
-        return;
-      } catch (err) {
-        if (this.podMetadata !== lookup) return;
-        if (!logged) logger.error({ err: (err as Error).message, retryInMs: delayMs }, 'pod metadata unavailable; serving without pod_uid and pod labels, retrying');
-        logged = true;
-        await new Promise((r) => setTimeout(r, delayMs).unref());
-        delayMs = Math.min(delayMs * 2, 60_000);
-      }
-    }
-  }
-
-  /**
    * Stops in order: no new connections (scrapes in flight finish), sampling and event waits end,
    * NVML is shut down on the sampling thread, the kubelet client and pod watch close.
    */
   async stop(): Promise<void> {
     this.webConfig?.stop();
-    const podMetadata = this.podMetadata;
-    this.podMetadata = undefined;
     const server = this.listener?.server;
     const closed = server?.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     server?.closeIdleConnections();
-    await Promise.all([closed, this.sampler.stop(), this.deviceMaps?.stop(), podMetadata?.stop()]);
+    await Promise.all([closed, this.sampler.stop(), this.deviceMaps?.stop(), this.podMetadata?.stop()]);
   }
 
   /** Drops every connection, busy or not (when a clean stop ran out of time). */

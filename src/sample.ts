@@ -151,6 +151,9 @@ export interface GpuSample {
   unsupported?: UnsupportedFeature[];
 }
 
+/** What names a GPU on its series; a GPU that stopped answering keeps the identity it last had. */
+export type GpuIdentity = Pick<GpuSample, 'index' | 'uuid' | 'name' | 'pciBusId' | 'minor'>;
+
 export interface CollectorReport {
   name: string;
   success: boolean;

@@ -34,3 +34,14 @@ describe('allocated share', () => {
     expect(shares.reduce((a, b) => a + b, 0)).toBeCloseTo(1 / 7, 12);
   });
 });
+
+describe('device ids that name no device here', () => {
+  it('are counted per sample: ids of devices this sample lacks, and ids that are no device id at all', () => {
+    const ids = [GPU, 'GPU-99999999-0000-0000-0000-000000000000', 'MIG-77777777-0000-0000-0000-000000000000', 'not-a-device-id'];
+    const list = { podResources: ids.map((id, i) => ({ name: `p${i}`, namespace: 'n', containers: [{ name: 'c', devices: [{ resourceName: 'nvidia.com/gpu', deviceIds: [id] }] }] })) };
+    const attributor = new Attributor({ deviceMap: () => buildDeviceMap(list, undefined) });
+    expect(attributor.attribute(sample).unknownDeviceIds).toBe(3);
+    // the same map with the GPU gone from the sample: its id is unknown too
+    expect(attributor.attribute({ ...sample, gpus: [] }).unknownDeviceIds).toBe(4);
+  });
+});

@@ -97,6 +97,27 @@ describe('the event loop on the sampling thread, against the simulated library',
   }, 30_000);
 });
 
+describe('event watcher', () => {
+  it('counts every event in its tally, and logs an Xid storm as one line per GPU and code a minute', async () => {
+    const { EventWatcher } = await import('../src/events/event-watcher.js');
+    const pino = (await import('pino')).default;
+    const { Writable } = await import('node:stream');
+    const logs: { msg: string; xid?: number; uuid?: string }[] = [];
+    const watcher = new EventWatcher(pino({}, new Writable({ write: (c: Buffer, _e, cb) => (logs.push(JSON.parse(c.toString())), cb()) })));
+    const xid = (uuid: string, data: number, atMs: number) => watcher.handle({ type: 'event', event: { uuid, eventType: XID, data, atMs } });
+    for (let i = 0; i < 100; i++) xid(G0, 13, 1000 + i * 100); // 100 Xid 13 within 10 s
+    xid(G0, 31, 5000); // another code: its own line
+    xid(G1, 13, 5000); // another GPU: its own line
+    xid(G0, 13, 61_000); // a minute after the first line: a new line
+    watcher.handle({ type: 'event', event: { uuid: G0, eventType: Number(EventType.DOUBLE_BIT_ECC), data: 0, atMs: 61_000 } });
+    expect(watcher.tally.xidTotal(G0)).toBe(102);
+    expect(watcher.tally.healthCount(G0, 'double_bit_ecc')).toBe(1);
+    const xidLines = logs.filter((l) => l.msg === 'Xid error');
+    expect(xidLines.map((l) => [l.uuid === G0 ? 'g0' : 'g1', l.xid])).toEqual([['g0', 13], ['g0', 31], ['g1', 13], ['g0', 13]]);
+    expect(logs.filter((l) => l.msg === 'GPU health event')).toHaveLength(1);
+  });
+});
+
 describe('events and lost GPUs on /metrics', () => {
   it('counts Xids per GPU and code (MIG events on the instance), keeps the last Xid, and marks a lost GPU', async () => {
     const { mkdtempSync, readFileSync, writeFileSync } = await import('node:fs');

@@ -48,12 +48,12 @@ describe('renderFamilies', () => {
 describe('unit conversion', () => {
   it('writes scaled values without binary noise', async () => {
     const { buildGpuFamilies } = await import('../src/metrics/gpu-series.js');
-    const { NO_ATTRIBUTION } = await import('../src/attribution/attribution.js');
+    const { renderContext } = await import('../src/metrics/render-context.js');
     const sample = {
       takenAtMs: 0, monotonicMs: 0, driverVersion: 'd', lostGpus: [], collectors: [], tickSeconds: 0,
       gpus: [{ index: 0, uuid: 'GPU-x', name: 'n', pciBusId: 'p', minor: 0, mig: [], processes: [], values: { powerUsageMilliwatts: 75198 } }],
     };
-    const fams = buildGpuFamilies(sample, { scheme: 'dcgm', hostname: 'h', attribution: NO_ATTRIBUTION });
+    const fams = buildGpuFamilies(renderContext({ sample, scheme: 'dcgm', hostname: 'h' }));
     expect(fams.find((f) => f.name === 'DCGM_FI_DEV_POWER_USAGE')!.series[0]!.value).toBe(75.198);
   });
 });
@@ -63,10 +63,11 @@ describe('scrape cache', () => {
 
   it('renders a large sample in slices, letting the event loop run in between', async () => {
     const { ScrapeCache } = await import('../src/metrics/scrape-cache.js');
-    const cache = new ScrapeCache(false);
+    const cache = new ScrapeCache();
     let ranDuringRender = false;
-    const done = cache.update(many(3000));
+    // queued before the render starts: it runs before the render ends only if the render yields between slices
     setImmediate(() => (ranDuringRender = true));
+    const done = cache.update(many(3000));
     await done;
     expect(ranDuringRender).toBe(true);
     expect(cache.body('text', false).toString().split('\n').filter((l) => l.startsWith('m{'))).toHaveLength(3000);
@@ -74,7 +75,7 @@ describe('scrape cache', () => {
 
   it('renders OpenMetrics from the first scrape that asks for it, then with every sample', async () => {
     const { ScrapeCache } = await import('../src/metrics/scrape-cache.js');
-    const cache = new ScrapeCache(false);
+    const cache = new ScrapeCache();
     await cache.update(many(1));
     const om = cache.body('openmetrics', false).toString();
     expect(om).toContain('# TYPE c counter\nc_total 1\n');

@@ -5,13 +5,13 @@ import { Writable } from 'node:stream';
 import koffi from 'koffi';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NO_ATTRIBUTION } from '../src/attribution/attribution.js';
 import type { Collector } from '../src/collectors/collector.js';
 import { GPM_METRICS, gpmCollector } from '../src/collectors/gpm.js';
 import { COLLECTORS } from '../src/collectors/index.js';
 import { migCollector } from '../src/collectors/mig.js';
 import type { RenderFamily } from '../src/metrics/exposition.js';
 import { buildGpuFamilies } from '../src/metrics/gpu-series.js';
+import { renderContext } from '../src/metrics/render-context.js';
 import { NvmlBinding } from '../src/native/nvml-binding.js';
 import type { GpuSample, MigSample, NodeSample, Values } from '../src/sample.js';
 import { BusyTimeIntegrator } from '../src/sampler/busy-time.js';
@@ -217,7 +217,7 @@ describe('gpm collector', () => {
   it('builds the DCGM profiling families and their Prometheus twins, MIG values on the instance series', async () => {
     const [, second] = await twoTicks(newTicker());
     const families = (scheme: 'dcgm' | 'prometheus'): Map<string, RenderFamily> =>
-      new Map(buildGpuFamilies(second, { scheme, hostname: 'node-a', attribution: NO_ATTRIBUTION }).map((f) => [f.name, f]));
+      new Map(buildGpuFamilies(renderContext({ sample: second, scheme, hostname: 'node-a' })).map((f) => [f.name, f]));
     const series = (f: RenderFamily | undefined, ...parts: string[]): number[] =>
       (f?.series ?? []).filter((s) => parts.every((p) => s.labels.includes(p))).map((s) => s.value);
     const dcgm = families('dcgm');

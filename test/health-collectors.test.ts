@@ -4,7 +4,6 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NO_ATTRIBUTION } from '../src/attribution/attribution.js';
 import type { Collector } from '../src/collectors/collector.js';
 import { eccCollector } from '../src/collectors/ecc.js';
 import { COLLECTORS } from '../src/collectors/index.js';
@@ -17,6 +16,7 @@ import { violationCollector } from '../src/collectors/violation.js';
 import { renderFamilies, type RenderFamily } from '../src/metrics/exposition.js';
 import { familyName, GPU_FAMILIES, NAMING_SCHEMES, type NamingScheme } from '../src/metrics/families.js';
 import { buildGpuFamilies } from '../src/metrics/gpu-series.js';
+import { renderContext } from '../src/metrics/render-context.js';
 import { NvmlBinding, type FieldRequest, type FieldValueResult } from '../src/native/nvml-binding.js';
 import { FieldId } from '../src/native/nvml-constants.js';
 import type { GpuSample, NodeSample, ValueKey } from '../src/sample.js';
@@ -368,7 +368,7 @@ describe('health families', () => {
   beforeAll(() => {
     sample = new Ticker(nvml, HEALTH).tick();
   });
-  const build = (scheme: NamingScheme): RenderFamily[] => buildGpuFamilies(sample, { scheme, hostname: 'node-1', attribution: NO_ATTRIBUTION });
+  const build = (scheme: NamingScheme): RenderFamily[] => buildGpuFamilies(renderContext({ sample: sample, scheme, hostname: 'node-1' }));
 
   it('cover every health value key with one family per name', () => {
     const covered = new Set(GPU_FAMILIES.map((f) => f.source));

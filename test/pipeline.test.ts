@@ -2,21 +2,19 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Exporter } from '../src/exporter.js';
-import { scenarioCopy, scrape, seriesOf, waitFor } from './support/exporter-process.js';
-import { startInProcess, type LogRecord } from './support/in-process.js';
+import { scrape, seriesOf, waitFor } from './support/exporter-process.js';
+import { startScenarioInProcess, type LogRecord } from './support/in-process.js';
 import { appendScenarioLines, replaceScenarioFile } from '../src/sim/scenario-file.js';
 
 /** The whole pipeline in one process on the simulated 8x H100 node, with faults injected live. */
-const { node, statePath } = scenarioCopy('h100x8');
-const original = readFileSync(statePath, 'utf8');
 let exporter: Exporter;
 let url: string;
 let logs: LogRecord[];
+let statePath: string;
+let original: string;
 
 beforeAll(async () => {
-  process.env.KGE_SIM_STATE = statePath;
-  ({ exporter, url, logs } = await startInProcess({ nvmlLibrary: node.libraryPath }));
-  await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, 10_000, 'readyz');
+  ({ exporter, url, logs, statePath, original } = await startScenarioInProcess('h100x8'));
 });
 afterAll(async () => {
   await exporter.stop();

@@ -41,6 +41,8 @@ const KINDS: { suffix: string; what: string; ok: (v: unknown) => boolean }[] = [
   { suffix: '_ratio', what: 'a number from 0 to 1', ok: (v) => typeof v === 'number' && v >= 0 && v <= 1 },
   { suffix: '_celsius', what: 'a number of degrees Celsius', ok: (v) => typeof v === 'number' && Number.isFinite(v) },
   { suffix: '_job', what: 'a job label value', ok: (v) => typeof v === 'string' && /^[^"\\\n]+$/.test(v) },
+  { suffix: '_age', what: 'a Prometheus duration (e.g. 30s, 5m, 1h, 1d)', ok: (v) => typeof v === 'string' && (durationSeconds(v) ?? 0) > 0 },
+  { suffix: '_intervals', what: 'a number of sample intervals greater than 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v > 0 },
 ];
 
 /** Checks every value against the kind its name says (one message naming each bad value). */

@@ -36,6 +36,8 @@ export interface SampleAttribution {
   readonly usage: readonly ContainerUsage[];
   /** GPU processes whose owner could not be read from /proc (left out of usage). */
   readonly unplacedProcesses: number;
+  /** Device ids in the kubelet's map that name no device of this sample, plus ids under NVIDIA resources that are not device ids. */
+  readonly unknownDeviceIds: number;
 }
 
 /** No kubelet, no process data: series carry no pod labels (as dcgm-exporter writes an unallocated device). */
@@ -43,4 +45,5 @@ export const NO_ATTRIBUTION: SampleAttribution = {
   holdersOf: () => [],
   usage: [],
   unplacedProcesses: 0,
+  unknownDeviceIds: 0,
 };

@@ -69,9 +69,13 @@ export class Attributor {
       for (const mig of gpu.mig) devices.set(mig.uuid, { isMig: true, profile: mig.profile, maxSlices: gpu.maxMigDevices });
     }
     const holders = new Map<string, DeviceHolder[]>();
+    let unknownDeviceIds = map.unparsedIds.length;
     for (const [uuid, claims] of map.claims) {
       const device = devices.get(uuid);
-      if (!device) continue; // a device of another node or one not answering: nothing to label
+      if (!device) {
+        unknownDeviceIds++; // a device of another node or one not answering: nothing to label
+        continue;
+      }
       holders.set(
         uuid,
         claims.map((c) => {
@@ -84,7 +88,7 @@ export class Attributor {
       );
     }
     const { usage, unplaced } = this.sources.processOwners ? this.usage(sample, this.sources.processOwners) : { usage: [], unplaced: 0 };
-    return { holdersOf: (uuid) => holders.get(uuid) ?? [], usage, unplacedProcesses: unplaced };
+    return { holdersOf: (uuid) => holders.get(uuid) ?? [], usage, unplacedProcesses: unplaced, unknownDeviceIds };
   }
 
   private withMetadata<T extends PodIdentity>(id: T): T {

@@ -173,6 +173,33 @@ export class PodMetadataWatcher {
     return this.#starting;
   }
 
+  /**
+   * Keeps calling start() in the background until it succeeds or stop() is called, the wait
+   * doubling from `initialMs` to `maxMs`: the exporter serves without pod_uid and pod labels
+   * meanwhile. The first failure and the success are logged once each. Never rejects.
+   */
+  startInBackground(retry: { initialMs: number; maxMs: number } = { initialMs: 1000, maxMs: 60_000 }): void {
+    void this.#keepStarting(retry.initialMs, retry.maxMs);
+  }
+
+  async #keepStarting(initialMs: number, maxMs: number): Promise<void> {
+    let delayMs = initialMs;
+    let logged = false;
+    while (!this.#stopped) {
+      try {
+        await this.start();
+        this.#log.info({ node: this.#opts.nodeName }, "pod metadata: watching this node's pods in the Kubernetes API");
+        return;
+      } catch (err) {
+        if (this.#stopped) return;
+        if (!logged) this.#log.error({ err: describeError(err), retryInMs: delayMs }, 'pod metadata unavailable; serving without pod_uid and pod labels, retrying');
+        logged = true;
+        await this.#sleep(delayMs);
+        delayMs = Math.min(delayMs * 2, maxMs);
+      }
+    }
+  }
+
   /** Stop watching; closes the open request and clears every timer. Idempotent. */
   async stop(): Promise<void> {
     if (!this.#stopped) {

@@ -22,12 +22,21 @@ const EVENT_NAMES: ReadonlyMap<number, HealthEvent> = new Map([
   [Number(EventType.GPU_UNAVAILABLE), 'gpu_unavailable'],
 ]);
 
+/** What the health families read of the counts (the render stage never records). */
+export interface EventCounts {
+  xidCounts(): readonly XidCount[];
+  /** All Xids of a GPU (including its MIG instances'); 0 for a GPU without any. */
+  xidTotal(uuid: string): number;
+  lastXidOf(uuid: string): { xid: number; atMs: number } | undefined;
+  healthCount(uuid: string, event: HealthEvent): number;
+}
+
 /**
  * Counts events since the exporter started: Xids per device and code, all Xids per GPU, other
  * health events per GPU, and the last Xid per GPU. Counters only grow, so `increase()` alerts
  * fire once per burst and resolve.
  */
-export class EventTally {
+export class EventTally implements EventCounts {
   private readonly xids = new Map<string, XidCount>();
   private readonly xidTotals = new Map<string, number>();
   private readonly lastXid = new Map<string, { xid: number; atMs: number }>();

@@ -1,8 +1,11 @@
 import type { Logger } from 'pino';
-import type { GpuSample, NodeSample } from '../sample.js';
+import type { GpuIdentity, NodeSample } from '../sample.js';
 
-/** What identifies a GPU on its series, kept from the last sample that had it. */
-export type GpuIdentity = Pick<GpuSample, 'index' | 'uuid' | 'name' | 'pciBusId' | 'minor'>;
+/** A GPU seen since start, and whether it answered in the last sample. */
+export interface SeenGpu {
+  gpu: GpuIdentity;
+  answering: boolean;
+}
 
 /**
  * Every GPU seen since the exporter started. A GPU that stops answering (GPU_IS_LOST) or
@@ -35,7 +38,7 @@ export class SeenGpus {
   }
 
   /** GPUs seen since start, each with whether it answered in the last sample. */
-  all(): { gpu: GpuIdentity; answering: boolean }[] {
+  all(): SeenGpu[] {
     return [...this.seen.values()].sort((a, b) => a.index - b.index).map((gpu) => ({ gpu, answering: !this.missingNow.has(gpu.uuid) }));
   }
 }

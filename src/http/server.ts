@@ -6,11 +6,12 @@ import { ConcurrencyLimit, TokenBucket } from './limits.js';
 import type { ExpositionFormat } from '../metrics/exposition.js';
 import { CONTENT_TYPES } from '../metrics/exposition.js';
 import type { NodeSample } from '../sample.js';
+import type { Readiness } from './readiness.js';
 
 /** What the HTTP layer reads; it never reaches back into sampling. */
 export interface ServedState {
   body(format: ExpositionFormat, gzip: boolean): Buffer;
-  ready(): { ok: boolean; reason: string };
+  ready(): Readiness;
   latestSample(): NodeSample | undefined;
   version: string;
 }
@@ -102,6 +103,19 @@ function refuse(res: ServerResponse, status: number, text: string, headers: Reco
  * path to the cached bytes (one per scraper per interval); every other page goes through express.
  */
 export function createRequestHandler(state: ServedState, guard: RequestGuard = new RequestGuard()): RequestListener {
+  const handle = guardedHandler(state, guard);
+  // a throw here would be an uncaught exception of the whole process: it fails this request only
+  return (req, res) => {
+    try {
+      handle(req, res);
+    } catch {
+      if (!res.headersSent) refuse(res, 500, 'internal error\n');
+      else res.destroy();
+    }
+  };
+}
+
+function guardedHandler(state: ServedState, guard: RequestGuard): RequestListener {
   const app = createApp(state);
   return (req, res) => {
     for (const [name, value] of guard.headers) res.setHeader(name, value);

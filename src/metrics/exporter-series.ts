@@ -1,39 +1,14 @@
-import type { NodeSample } from '../sample.js';
 import { labelString, type RenderFamily } from './exposition.js';
 import { EXPORTER_FAMILIES, type ExporterFamily } from './families.js';
-
-/** The kubelet side, when pod attribution is on. */
-export interface KubeletSeriesStatus {
-  up: boolean;
-  lastSuccessMs?: number;
-  lastRefreshSeconds?: number;
-  failures: number;
-  pods: number;
-  unknownDeviceIds: number;
-}
-
-export interface ExporterStatus {
-  nvmlUp: boolean;
-  skippedTicks: number;
-  version: string;
-  naming: string;
-  kubelet?: KubeletSeriesStatus;
-  /** GPU processes per-process attribution could not place (when the processes collector is on). */
-  unplacedProcesses?: number;
-  /** Set when the NVML event watch is on. */
-  eventWatch?: { up: boolean; restarts: number };
-  /** Set when pod metadata from the Kubernetes API is on. */
-  podMetadataSynced?: boolean;
-  /** Set when a web config file is in use. */
-  webConfig?: { lastReloadSuccessful: boolean; lastSuccessMs: number };
-}
+import type { RenderContext } from './render-context.js';
 
 function family(def: ExporterFamily, series: RenderFamily['series']): RenderFamily {
   return { name: def.name, type: def.type, help: def.help, series };
 }
 
 /** The exporter's own health: per-collector success and duration, NVML state, sample age. */
-export function buildExporterFamilies(sample: NodeSample | undefined, status: ExporterStatus): RenderFamily[] {
+export function buildExporterFamilies(ctx: RenderContext): RenderFamily[] {
+  const { sample, exporter: status, attribution } = ctx;
   const F = EXPORTER_FAMILIES;
   const out: RenderFamily[] = [
     family(F.buildInfo, [
@@ -41,6 +16,7 @@ export function buildExporterFamilies(sample: NodeSample | undefined, status: Ex
     ]),
     family(F.nvmlUp, [{ labels: '', value: status.nvmlUp ? 1 : 0 }]),
     family(F.skippedTicks, [{ labels: '', value: status.skippedTicks }]),
+    family(F.sampleInterval, [{ labels: '', value: status.sampleIntervalSeconds }]),
   ];
   const k = status.kubelet;
   if (k) {
@@ -48,12 +24,12 @@ export function buildExporterFamilies(sample: NodeSample | undefined, status: Ex
       family(F.kubeletUp, [{ labels: '', value: k.up ? 1 : 0 }]),
       family(F.kubeletFailures, [{ labels: '', value: k.failures }]),
       family(F.kubeletPods, [{ labels: '', value: k.pods }]),
-      family(F.kubeletUnknownDevices, [{ labels: '', value: k.unknownDeviceIds }]),
+      family(F.kubeletUnknownDevices, [{ labels: '', value: attribution.unknownDeviceIds }]),
     );
     if (k.lastSuccessMs !== undefined) out.push(family(F.kubeletLastSuccess, [{ labels: '', value: k.lastSuccessMs / 1000 }]));
     if (k.lastRefreshSeconds !== undefined) out.push(family(F.kubeletRefreshDuration, [{ labels: '', value: k.lastRefreshSeconds }]));
   }
-  if (status.unplacedProcesses !== undefined) out.push(family(F.unplacedProcesses, [{ labels: '', value: status.unplacedProcesses }]));
+  if (sample && status.processAttribution) out.push(family(F.unplacedProcesses, [{ labels: '', value: attribution.unplacedProcesses }]));
   if (status.eventWatch) {
     out.push(family(F.eventWatchUp, [{ labels: '', value: status.eventWatch.up ? 1 : 0 }]), family(F.eventWatchRestarts, [{ labels: '', value: status.eventWatch.restarts }]));
   }

@@ -475,6 +475,8 @@ export const EXPORTER_FAMILIES = {
   sampleTimestamp: { name: 'kube_gpu_exporter_last_sample_timestamp_seconds', type: 'gauge', help: 'When the sample being served was taken (Unix time)', labels: [] },
   sampleDuration: { name: 'kube_gpu_exporter_sample_duration_seconds', type: 'gauge', help: 'Time the last complete sampling tick took', labels: [] },
   skippedTicks: { name: 'kube_gpu_exporter_skipped_ticks_total', type: 'counter', help: 'Sampling ticks skipped because the previous tick was still running (slow or hung NVML call)', labels: [] },
+  sampleInterval: { name: 'kube_gpu_exporter_sample_interval_seconds', type: 'gauge', help: 'How often a sample is taken (--sample-interval): a served sample many intervals older than its scrape means a stalled pipeline', labels: [] },
+  renderFailures: { name: 'kube_gpu_exporter_render_failures_total', type: 'counter', help: 'Times a step of the render stage threw (a family builder, the pod attribution, the sample context, the exposition); a failed step keeps its last good output and the rest of the exposition is rendered as usual', labels: ['builder'] },
   kubeletUp: { name: 'kube_gpu_exporter_kubelet_up', type: 'gauge', help: 'Whether the kubelet PodResources API answered the last refresh (1) or not (0: series keep the last known pods); absent with --kubelet.socket=none', labels: [] },
   kubeletLastSuccess: { name: 'kube_gpu_exporter_kubelet_last_success_timestamp_seconds', type: 'gauge', help: 'When the kubelet last answered (Unix time)', labels: [] },
   kubeletRefreshDuration: { name: 'kube_gpu_exporter_kubelet_refresh_duration_seconds', type: 'gauge', help: 'Time the last refresh of the device-to-pod mapping took', labels: [] },

@@ -1,7 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { renderFamilies, type ExpositionFormat, type RenderFamily } from './exposition.js';
-import { ProcessMetrics } from './process-metrics.js';
 
 /** Series rendered between two turns of the event loop, so a large node never stalls scrapes. */
 const SERIES_PER_SLICE = 2000;
@@ -33,34 +32,22 @@ async function renderInSlices(families: readonly RenderFamily[], format: Exposit
 
 /**
  * The bytes /metrics serves, rendered once per sample (not per scrape), in the formats
- * scrapers ask for (text until an OpenMetrics scrape comes). Process metrics are collected
- * with each render. Gzip is computed on the first request that asks for it and kept until
- * the next render.
+ * scrapers ask for (text until an OpenMetrics scrape comes). Gzip is computed on the first
+ * request that asks for it and kept until the next render. The render stage calls update()
+ * one render at a time; a render that throws leaves the bytes of the previous one in place.
  */
 export class ScrapeCache {
-  private readonly processMetrics: ProcessMetrics | undefined;
   private bodies: Partial<Record<ExpositionFormat, Buffer>> = { text: Buffer.alloc(0), openmetrics: Buffer.from('# EOF\n') };
   /** The families of the last render, for a format asked for the first time. */
   private families: readonly RenderFamily[] = [];
   private readonly wanted = new Set<ExpositionFormat>(['text']);
   private gzipped: Partial<Record<ExpositionFormat, Buffer>> = {};
-  private rendering: Promise<void> = Promise.resolve();
 
-  constructor(includeProcessMetrics = true) {
-    this.processMetrics = includeProcessMetrics ? new ProcessMetrics() : undefined;
-  }
-
-  /** Renders the given families; concurrent calls are serialised so the newest wins. */
-  update(families: readonly RenderFamily[]): Promise<void> {
-    this.rendering = this.rendering.then(() => this.render(families));
-    return this.rendering;
-  }
-
-  private async render(families: readonly RenderFamily[]): Promise<void> {
-    const all = this.processMetrics ? [...families, ...(await this.processMetrics.families())] : families;
+  /** Renders the given families in every format asked for so far, then serves them. */
+  async update(families: readonly RenderFamily[]): Promise<void> {
     const bodies: Partial<Record<ExpositionFormat, Buffer>> = {};
-    for (const format of FORMATS) if (this.wanted.has(format)) bodies[format] = await renderInSlices(all, format);
-    this.families = all;
+    for (const format of FORMATS) if (this.wanted.has(format)) bodies[format] = await renderInSlices(families, format);
+    this.families = families;
     this.bodies = bodies;
     this.gzipped = {};
   }

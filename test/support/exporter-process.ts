@@ -29,10 +29,14 @@ export async function startExporterProcess(opts: {
   statePath?: string;
   args?: string[];
   env?: Record<string, string>;
+  /** Modules node loads before the exporter (`--import`), e.g. a test's fault trigger. */
+  preload?: string[];
+  /** Keep the child's standard input open as a pipe (`child.stdin`). */
+  stdin?: boolean;
 }): Promise<RunningExporter> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'src/main.ts'), '--web.listen-address=127.0.0.1:0', ...(opts.args ?? [])],
+    ['--import', 'tsx', ...(opts.preload ?? []).flatMap((m) => ['--import', m]), path.join(ROOT, 'src/main.ts'), '--web.listen-address=127.0.0.1:0', ...(opts.args ?? [])],
     {
       cwd: ROOT,
       env: {
@@ -42,7 +46,7 @@ export async function startExporterProcess(opts: {
         ...(opts.statePath ? { KGE_SIM_STATE: opts.statePath } : {}),
         ...opts.env,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     },
   );
   const lines: string[] = [];
