@@ -18,15 +18,22 @@ import { startSimulatedPods } from '../src/sim/simulated-pods.js';
  * pods; 8x H100 with 7 MIG instances each and 1,000 pods) it starts the compiled exporter with
  * the node flags it ships with, and a bare node:http server sending the same bytes (the floor),
  * each in its own process, and scrapes both, interleaved, with CONCURRENCY requests in flight.
- * It prints one table: scrape latency beside the floor's, exporter CPU per scrape and per
- * sampling tick (measured in a child process of this script, with the same node flags, on the same simulated node), bytes
- * per scrape, and resident memory before and after the scrapes; then, for the 8x H100 node,
- * whether memory stays flat over a second round of scrapes.
+ * It prints one table: scrape latency beside the floor's, the latency of a scrape that is the
+ * first after a new sample (it renders that sample), exporter CPU per scrape and per sampling tick
+ * (measured in a child process of this script, with the same node flags, on the same simulated
+ * node), CPU per second idle (no scrapes) and with one scrape every 15 s, bytes per scrape, and
+ * resident memory before and after the scrapes; then, for the 8x H100 node, whether memory stays
+ * flat over a second round of scrapes.
  */
 const SCRAPES = Number(process.env.BENCH_SCRAPES ?? 10_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const TICKS = Number(process.env.BENCH_TICKS ?? 2000);
-const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 5000);
+const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 20_000);
+/** A window in which one Prometheus scrapes every SCRAPE_EVERY_MS, as a fleet runs it. */
+const SCRAPED_MS = Number(process.env.BENCH_SCRAPED_MS ?? 30_000);
+const SCRAPE_EVERY_MS = Number(process.env.BENCH_SCRAPE_EVERY_MS ?? 15_000);
+/** Scrapes that each come just after a new sample, so each renders it. */
+const COLD_SCRAPES = Number(process.env.BENCH_COLD_SCRAPES ?? 10);
 const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'workstation,h100x8,h100x8-mig7').split(',');
 /** The node whose memory is watched over a second round of scrapes. */
 const FLATNESS_SCENARIO = 'h100x8';
@@ -144,6 +151,8 @@ interface NodeRun {
   tickCpuMs: number;
   slowReadCpuMs: number;
   idleCpuPerSecond: number;
+  scrapedCpuPerSecond: number;
+  coldScrapeMs: number[];
   cpuPerScrapeMs: number;
   rss: { before: number; after: number; afterSecondRound?: number };
 }
@@ -162,6 +171,20 @@ async function runNode(scenario: string): Promise<NodeRun> {
   const idleCpu0 = cpuMs(pid);
   await new Promise((r) => setTimeout(r, IDLE_MS));
   const idleCpuPerSecond = (cpuMs(pid) - idleCpu0) / (IDLE_MS / 1000);
+  // scraped every 15 s, as Prometheus does: each scrape renders the sample it finds
+  const scrapedCpu0 = cpuMs(pid);
+  for (let at = 0; at < SCRAPED_MS; at += SCRAPE_EVERY_MS) {
+    await get(exporter.port);
+    await new Promise((r) => setTimeout(r, SCRAPE_EVERY_MS));
+  }
+  const scrapedCpuPerSecond = (cpuMs(pid) - scrapedCpu0) / (SCRAPED_MS / 1000);
+  // a scrape that is the first after a new sample (sampling every 1 s) pays its render
+  const coldScrapeMs: number[] = [];
+  for (let i = 0; i < COLD_SCRAPES; i++) {
+    await new Promise((r) => setTimeout(r, 1050));
+    coldScrapeMs.push(await get(exporter.port));
+  }
+  coldScrapeMs.sort((a, b) => a - b);
 
   const body = Buffer.from(await (await fetch(`http://127.0.0.1:${exporter.port}/metrics`)).text());
   const bodyFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'kge-bench-')), 'metrics.txt');
@@ -189,7 +212,7 @@ async function runNode(scenario: string): Promise<NodeRun> {
   return {
     scenario, gpus: tick.gpus, migInstances: tick.migInstances, pods: pods.scenario.pods.length,
     exp, bare, bytes: body.length, gzipBytes: gzipSync(body).length,
-    tickCpuMs: tick.tickCpuMs, slowReadCpuMs: tick.slowReadCpuMs, idleCpuPerSecond, cpuPerScrapeMs,
+    tickCpuMs: tick.tickCpuMs, slowReadCpuMs: tick.slowReadCpuMs, idleCpuPerSecond, scrapedCpuPerSecond, coldScrapeMs, cpuPerScrapeMs,
     rss: { before, after, ...(afterSecondRound !== undefined ? { afterSecondRound } : {}) },
   };
 }
@@ -199,15 +222,17 @@ for (const s of SCENARIOS) runs.push(await runNode(s));
 agent.destroy();
 
 const ms = (xs: number[], p: number) => percentile(xs, p).toFixed(2);
-const header = ['node', 'scrape p50 / p99 ms', 'floor p50 / p99 ms', 'p99 ratio', 'CPU ms / scrape', 'CPU ms / tick', 'idle CPU ms / s', 'bytes / scrape (gzip)', 'RSS MB before / after'];
+const header = ['node', 'scrape p50 / p99 ms', 'floor p50 / p99 ms', 'p99 ratio', 'first scrape after a sample p50 / max ms', 'CPU ms / scrape', 'CPU ms / tick', 'idle CPU ms / s', 'CPU ms / s scraped every 15 s', 'bytes / scrape (gzip)', 'RSS MB before / after'];
 const rows = runs.map((r) => [
   `${r.scenario}: ${r.gpus} GPU${r.gpus === 1 ? '' : 's'}${r.migInstances ? `, ${r.migInstances} MIG` : ''}, ${r.pods} pods`,
   `${ms(r.exp, 50)} / ${ms(r.exp, 99)}`,
   `${ms(r.bare, 50)} / ${ms(r.bare, 99)}`,
   (percentile(r.exp, 99) / percentile(r.bare, 99)).toFixed(2),
+  `${ms(r.coldScrapeMs, 50)} / ${r.coldScrapeMs.at(-1)!.toFixed(2)}`,
   r.cpuPerScrapeMs.toFixed(3),
   r.tickCpuMs.toFixed(2),
   r.idleCpuPerSecond.toFixed(1),
+  r.scrapedCpuPerSecond.toFixed(1),
   `${r.bytes.toLocaleString('en-US')} (${r.gzipBytes.toLocaleString('en-US')})`,
   `${r.rss.before.toFixed(1)} / ${r.rss.after.toFixed(1)}`,
 ]);

@@ -93,11 +93,20 @@ export class Exporter {
       ...(config.nvmlEvents ? { eventWaitMs: EVENT_WAIT_MS } : {}),
       logger,
     });
-    this.sampler.on('sample', (s: NodeSample) => void this.render(s));
+    this.sampler.on('sample', (s: NodeSample) => this.onSample(s));
     this.sampler.on('events', (msg: FromEventWorker) => this.events?.handle(msg));
   }
 
-  /** Renders a sample (or the empty state before the first one); resolves once it is served, never rejects. */
+  /**
+   * A new sample: the GPUs seen are updated (a lost GPU is logged now, scraped or not) and the
+   * exposition is marked out of date; the next scrape renders it.
+   */
+  private onSample(sample: NodeSample): void {
+    this.seen.observe(sample);
+    this.stage.invalidate(() => this.contextOf(sample));
+  }
+
+  /** Renders a sample (or the empty state before the first one) now; resolves once it is served, never rejects. */
   render(sample: NodeSample | undefined): Promise<void> {
     return this.stage.render(() => this.contextOf(sample));
   }
@@ -105,7 +114,6 @@ export class Exporter {
   /** The render context of a sample; the attribution is guarded on its own, so a failure there keeps the sample's values. */
   private contextOf(sample: NodeSample | undefined): RenderContext {
     const { config } = this.opts;
-    if (sample) this.seen.observe(sample);
     const attribution = sample ? this.stage.guard.run(ATTRIBUTION_STEP, () => this.attributor.attribute(sample), this.lastAttribution) : NO_ATTRIBUTION;
     this.lastAttribution = attribution;
     return renderContext({
@@ -138,6 +146,7 @@ export class Exporter {
 
   servedState(): ServedState {
     return {
+      fresh: () => this.stage.fresh(),
       body: (format, gzip) => this.cache.body(format, gzip),
       ready: () => readiness({ nvmlReady: this.sampler.state === 'ready', unavailableReason: this.sampler.unavailableReason, hasSample: this.sampler.latest !== undefined }),
       latestSample: () => this.sampler.latest,

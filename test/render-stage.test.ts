@@ -180,6 +180,42 @@ describe('render stage', () => {
   });
 });
 
+describe('rendering on demand', () => {
+  it('a sample only marks the exposition out of date; the next scrape renders it once, however many scrapes wait', async () => {
+    const { logger } = capturingLogger();
+    const cache = new ScrapeCache();
+    const built: number[] = [];
+    const counting: FamilyBuilder = { name: 'counting', build: (ctx) => (built.push(ctx.sample!.takenAtMs), []) };
+    const stage = new RenderStage([counting, ...familyBuilders()], cache, logger);
+    stage.invalidate(() => ctxOf(sampleOf([gpu(0, {})], 1000)));
+    stage.invalidate(() => ctxOf(sampleOf([gpu(0, {})], 2000)));
+    expect(built).toEqual([]);
+    await Promise.all([stage.fresh(), stage.fresh(), stage.fresh()]);
+    expect(built).toEqual([2000]);
+    await stage.fresh(); // nothing new: no render
+    expect(built).toEqual([2000]);
+    expect(seriesOf(cache.body('text', false).toString(), 'kube_gpu_exporter_last_sample_timestamp_seconds')[0]!.value).toBe(2);
+  });
+
+  it('in the running exporter, samples nobody scrapes are not rendered, and a scrape gets the newest sample', async () => {
+    const built: number[] = [];
+    const counting: FamilyBuilder = { name: 'counting', build: (ctx) => (ctx.sample && built.push(ctx.sample.takenAtMs), []) };
+    const { exporter, url } = await startScenarioInProcess('workstation', {}, { familyBuilders: [...familyBuilders(), counting] });
+    try {
+      await scrape(url);
+      const rendered = built.length;
+      for (let i = 0; i < 3; i++) await exporter.sampler.nextSample();
+      expect(built.length).toBe(rendered);
+      const newest = exporter.sampler.latest!.takenAtMs;
+      const text = await scrape(url);
+      expect(built.length).toBeGreaterThan(rendered); // (a sample arriving during that render is rendered too)
+      expect(seriesOf(text, 'kube_gpu_exporter_last_sample_timestamp_seconds')[0]!.value).toBeGreaterThanOrEqual(newest / 1000);
+    } finally {
+      await exporter.stop();
+    }
+  });
+});
+
 describe('render failures in the running exporter', () => {
   let exporter: Exporter;
   let url: string;
@@ -228,7 +264,8 @@ describe('render failures in the running exporter', () => {
     expect(failing(logs, 'odd')[0]).toMatchObject({ device: uuid5, err: expect.stringContaining('past 2^53') });
 
     replaceScenarioFile(statePath, original);
-    await waitFor(() => recovered(logs, 'odd').length === 1, 10_000, 'the builder to recover');
+    // renders happen for scrapes: scrape until one renders the repaired sample
+    await waitFor(async () => (await scrape(url)) && recovered(logs, 'odd').length === 1, 10_000, 'the builder to recover');
     const after = await newerSamples(await scrape(url), 2);
     expect(failures(after, 'odd')).toBe(failures(await newerSamples(after, 1), 'odd'));
     expect(failing(logs, 'odd')).toHaveLength(1);
@@ -248,7 +285,7 @@ describe('render failures in the running exporter', () => {
     expect(failing(logs, 'process')).toHaveLength(1);
     expect(failing(logs, 'process')[0]!.err).toBe('prom-client collect failed');
     spy.mockRestore();
-    await waitFor(() => recovered(logs, 'process').length === 1, 10_000, 'process metrics to recover');
+    await waitFor(async () => (await scrape(url)) && recovered(logs, 'process').length === 1, 10_000, 'process metrics to recover');
     expect(failing(logs, 'process')).toHaveLength(1);
   });
 });

@@ -41,7 +41,7 @@ enum {
 #define MAX_STEPS 32
 #define MAX_EVENTS 256                /* event lines per scenario */
 #define MAX_EVSETS 64                 /* event sets alive at once */
-#define EVENT_POLL_MS 5               /* how often a blocked nvmlEventSetWait_v2 looks again */
+#define EVENT_POLL_MS 50              /* how often a blocked nvmlEventSetWait_v2 looks for a changed file or fault */
 #define NOT_MIG 0xFFFFFFFFu
 #define NVML_VALUE_NOT_AVAILABLE_ULL 0xFFFFFFFFFFFFFFFFull
 #define PROC_UTIL_DEPTH 120           /* samples per process the simulated driver keeps */
@@ -1565,8 +1565,21 @@ MAYBE_UNUSED static const event_cfg_t *next_event(const evset_t *es, double t) {
   return best;
 }
 
-/* Blocks (sleeping EVENT_POLL_MS at a time, never holding mu) until an event is due or the
- * timeout passes (TIMEOUT). Each pass re-reads a changed scenario and obeys fault windows that
+/* Milliseconds until the next undelivered event registered in es falls due (after t), or a
+ * negative number when none is scheduled. Holds mu. */
+MAYBE_UNUSED static double next_due_in(const evset_t *es, double t) {
+  double best = -1;
+  for (int i = 0; i < st->nevents; i++) {
+    const event_cfg_t *ev = &st->event[i];
+    if (ev->at <= t || ev->gpu >= st->device_count || !(es->types[ev->gpu] & ev->type) || ev->at < es->since[ev->gpu]) continue;
+    if (best < 0 || ev->at - t < best) best = ev->at - t;
+  }
+  return best;
+}
+
+/* Blocks (never holding mu) until an event is due or the timeout passes (TIMEOUT), sleeping until
+ * the next scheduled event or EVENT_POLL_MS, whichever is sooner, as a real driver sleeps in the
+ * kernel rather than spinning. Each pass re-reads a changed scenario and obeys fault windows that
  * open while it waits. */
 #ifndef KGE_OMIT_nvmlEventSetWait_v2
 EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsigned int timeoutms) {
@@ -1604,11 +1617,14 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsign
         }
       }
     }
+    double due = (rc || ev || !st) ? -1 : next_due_in(es, t_ms());
     UNLOCK();
     if (rc || ev) return rc;
     double left = deadline - now_ms();
     if (left <= 0) return NVML_ERROR_TIMEOUT;
-    usleep((useconds_t)((left < EVENT_POLL_MS ? left : EVENT_POLL_MS) * 1000));
+    double nap = left < EVENT_POLL_MS ? left : EVENT_POLL_MS;
+    if (due >= 0 && due < nap) nap = due + 0.1;
+    usleep((useconds_t)(nap * 1000));
   }
 }
 #endif

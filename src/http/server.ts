@@ -10,6 +10,8 @@ import type { Readiness } from './readiness.js';
 
 /** What the HTTP layer reads; it never reaches back into sampling. */
 export interface ServedState {
+  /** Brings the exposition up to the newest sample (rendering it if a scrape is the first to ask); never rejects. */
+  fresh?(): Promise<void>;
   body(format: ExpositionFormat, gzip: boolean): Buffer;
   ready(): Readiness;
   latestSample(): NodeSample | undefined;
@@ -72,14 +74,25 @@ ${lost ? `<h2>GPUs not answering</h2><ul>${lost}</ul>` : ''}
 `;
 }
 
-/** Sends the cached exposition in the format and encoding the scraper asked for. */
+/** Sends the exposition of the newest sample in the format and encoding the scraper asked for. */
 function serveMetrics(state: ServedState, req: IncomingMessage, res: ServerResponse): void {
-  const format: ExpositionFormat = wantsOpenMetrics(req) ? 'openmetrics' : 'text';
-  const gzip = acceptsGzip(req);
-  res.setHeader('Content-Type', CONTENT_TYPES[format]);
-  res.setHeader('Vary', 'Accept, Accept-Encoding');
-  if (gzip) res.setHeader('Content-Encoding', 'gzip');
-  res.end(req.method === 'HEAD' ? undefined : state.body(format, gzip));
+  const send = (): void => {
+    const format: ExpositionFormat = wantsOpenMetrics(req) ? 'openmetrics' : 'text';
+    const gzip = acceptsGzip(req);
+    const body = state.body(format, gzip);
+    res.setHeader('Content-Type', CONTENT_TYPES[format]);
+    res.setHeader('Vary', 'Accept, Accept-Encoding');
+    if (gzip) res.setHeader('Content-Encoding', 'gzip');
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+  if (!state.fresh) {
+    send();
+    return;
+  }
+  state.fresh().then(send).catch(() => {
+    if (!res.headersSent) refuse(res, 500, 'internal error\n');
+    else res.destroy();
+  });
 }
 
 /** The request path without its query string. */

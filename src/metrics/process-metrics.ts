@@ -7,6 +7,8 @@ import { labelString, type RenderFamily } from './exposition.js';
  */
 const MISNAMED_DEFAULTS = new Set(['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']);
 
+const EVENT_LOOP_PRECISION_MS = 100;
+
 /**
  * The exporter's own process and Node.js runtime metrics (CPU, memory, fds, event-loop lag,
  * GC), from prom-client's default collectors on a private registry. Collected once per render
@@ -16,7 +18,8 @@ export class ProcessMetrics {
   private readonly registry = new Registry();
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry });
+    // the event-loop delay monitor wakes the loop once per precision: every 100 ms, not prom-client's 10 ms
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
   }
 
   async families(): Promise<RenderFamily[]> {

@@ -106,10 +106,12 @@ export class StepGuard {
 }
 
 /**
- * The render stage: for each sample, the context (built once), every registered family builder
- * in its own guard, the stage's own failure counter, then the exposition into the scrape cache.
- * One render runs at a time; samples that arrive meanwhile coalesce into the newest, so a slow
- * render never queues up work, and a failed one never blocks those after it.
+ * The render stage: for a sample, the context (built once), every registered family builder in
+ * its own guard, the stage's own failure counter, then the exposition into the scrape cache.
+ * A sample only marks the cache out of date (invalidate); the first scrape after it renders
+ * (fresh), and every scrape meanwhile waits for that one render. One render runs at a time;
+ * samples that arrive meanwhile coalesce into the newest, so a slow render never queues up work,
+ * and a failed one never blocks those after it.
  */
 export class RenderStage {
   readonly guard: StepGuard;
@@ -134,6 +136,20 @@ export class RenderStage {
    */
   render(context: () => RenderContext): Promise<void> {
     this.pending = context;
+    return this.fresh();
+  }
+
+  /**
+   * Notes that a newer context is there to render, without rendering it: the next fresh() does,
+   * so that a sample nobody scrapes costs no render.
+   */
+  invalidate(context: () => RenderContext): void {
+    this.pending = context;
+  }
+
+  /** Resolves once the newest context noted so far is served (at once when it already is); never rejects. */
+  fresh(): Promise<void> {
+    if (!this.pending && !this.running) return Promise.resolve();
     this.running ??= this.drain();
     return this.running;
   }
