@@ -15,6 +15,7 @@ import { createListener, type Listener } from './http/listener.js';
 import { readiness } from './http/readiness.js';
 import { createRequestHandler, RequestGuard, type ServedState } from './http/server.js';
 import { familyBuilders } from './metrics/builders.js';
+import { familySelection, implementedDcgmFields } from './metrics/family-selection.js';
 import { NO_EVENTS, renderContext, type ExporterStatus, type RenderContext } from './metrics/render-context.js';
 import { ATTRIBUTION_STEP, RenderStage, type FamilyBuilder } from './metrics/render-stage.js';
 import { ScrapeCache } from './metrics/scrape-cache.js';
@@ -29,6 +30,24 @@ export interface ExporterOptions {
   processOwners?: ProcessOwners;
   /** The render stage's family builders; the registered list (src/metrics/builders.ts) when left out. */
   familyBuilders?: readonly FamilyBuilder[];
+}
+
+/**
+ * Which families are exported (--metrics.include, --metrics.exclude, --dcgm.counters); the fields
+ * of a counters file the exporter does not have are logged once, by name.
+ */
+function seriesBudget(config: Config, logger: Logger): ((name: string) => boolean) | undefined {
+  const counters = config.dcgmCounters;
+  if (counters) {
+    const implemented = implementedDcgmFields();
+    const missing = counters.fields.filter((f) => !implemented.has(f));
+    if (missing.length) logger.warn({ file: counters.file, fields: missing }, `--dcgm.counters: ${missing.length} of ${counters.fields.length} fields are not exported by kube-gpu-exporter and are ignored`);
+  }
+  return familySelection({
+    ...(config.metricsInclude ? { include: config.metricsInclude } : {}),
+    ...(config.metricsExclude ? { exclude: config.metricsExclude } : {}),
+    ...(counters ? { dcgmFields: counters.fields } : {}),
+  });
 }
 
 /** Longest single NVML event wait: shutdown waits at most this long for the event loop. */
@@ -82,7 +101,7 @@ export class Exporter {
         opts.processOwners ?? (config.collectors.processes ? new ProcessOwnerResolver({ procRoot: config.procfsPath, logRoot: config.podLogsPath }) : undefined),
       ...(podMetadata ? { podMetadata: { metadataOf: (ns: string, pod: string) => podMetadata.metadataOf(ns, pod), labelName: podLabelName } } : {}),
     });
-    this.stage = new RenderStage(opts.familyBuilders ?? familyBuilders(), this.cache, logger);
+    this.stage = new RenderStage(opts.familyBuilders ?? familyBuilders(), this.cache, logger, seriesBudget(config, logger));
     this.sampler = new Sampler({
       intervalMs: config.sampleIntervalMs,
       initRetryMs: config.nvmlRetryMs,
@@ -120,6 +139,7 @@ export class Exporter {
       sample,
       scheme: config.naming,
       hostname: config.nodeName,
+      hostnameLabel: config.dcgmHostnameLabel,
       attribution,
       seenGpus: this.seen.all(),
       events: this.events?.tally ?? NO_EVENTS,

@@ -8,6 +8,7 @@ import { ERROR_CODES, ExporterError } from '../src/errors.js';
 import { loadWebConfig } from '../src/config/web-config.js';
 import { WebConfigWatcher } from '../src/config/web-config-watcher.js';
 import { makeTestPki } from './support/certs.js';
+import { errorOf } from './support/errors.js';
 
 function config(argv: string[], env: Record<string, string> = {}) {
   const r = parseFlags(argv, env);
@@ -15,15 +16,6 @@ function config(argv: string[], env: Record<string, string> = {}) {
   return r.config;
 }
 
-function errorOf(fn: () => unknown): ExporterError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ExporterError) return err;
-    throw err;
-  }
-  throw new Error('expected an ExporterError');
-}
 
 describe('flags', () => {
   it('has documented defaults', () => {
@@ -132,6 +124,7 @@ describe('flags', () => {
       [['stray'], {}],
       [['--kubernetes.pod-labels=team'], {}],
       [['--web.read-header-timeout=1m', '--web.request-timeout=30s'], {}],
+      [['--dcgm.counters=/nonexistent/counters.csv'], {}],
     ];
     for (const [argv, env] of inputs) produced.add(errorOf(() => parseFlags(argv, env)).code);
     // the web config file's codes

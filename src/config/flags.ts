@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { COLLECTORS } from '../collectors/index.js';
 import { exporterError } from '../errors.js';
+import { readDcgmCounters, type DcgmCounters } from './dcgm-counters.js';
 import { NAMING_SCHEMES, type NamingScheme } from '../metrics/families.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -17,6 +18,13 @@ export interface Config {
   /** How often slow-changing health values are re-read (effectively at least the sample interval). */
   healthIntervalMs: number;
   naming: NamingScheme;
+  /** Families to export, by name in either scheme (undefined: all). */
+  metricsInclude: RegExp | undefined;
+  metricsExclude: RegExp | undefined;
+  /** dcgm-exporter's counters file: DCGM families limited to its fields. */
+  dcgmCounters: DcgmCounters | undefined;
+  /** The node label's name in the dcgm scheme: dcgm-exporter's Hostname, or hostname as its newer releases write it. */
+  dcgmHostnameLabel: 'Hostname' | 'hostname';
   logLevel: LogLevel;
   nodeName: string;
   collectors: Record<string, boolean>;
@@ -87,7 +95,7 @@ function absolutePath(raw: string): string | undefined {
   return raw.startsWith('/') ? raw.replace(/(.)\/+$/, '$1') : undefined;
 }
 
-/** A regular expression that must match a whole label key. */
+/** A regular expression that must match a whole name (a label key, a family name). */
 function parseAnchoredRegex(raw: string): RegExp | undefined {
   try {
     return new RegExp(`^(?:${raw})$`);
@@ -179,6 +187,28 @@ export const FLAGS = [
     parse: oneOf(NAMING_SCHEMES),
   }),
   define({
+    flag: '--metrics.include', env: 'KGE_METRICS_INCLUDE', key: 'metricsInclude', defaultText: '(all)',
+    accepts: 'a regular expression matching whole family names (e.g. DCGM_FI_DEV_.*|gpu_busy_seconds_total)',
+    help: 'Export only the families whose name, in either naming scheme, matches; the exporter\'s own families (kube_gpu_exporter_*, process_*, nodejs_*) stay',
+    parse: parseAnchoredRegex,
+  }),
+  define({
+    flag: '--metrics.exclude', env: 'KGE_METRICS_EXCLUDE', key: 'metricsExclude', defaultText: '(none)',
+    accepts: 'a regular expression matching whole family names', help: 'Leave out the families whose name, in either naming scheme, matches (the exporter\'s own families too)',
+    parse: parseAnchoredRegex,
+  }),
+  define({
+    flag: '--dcgm.counters', env: 'KGE_DCGM_COUNTERS', key: 'dcgmCounters', defaultText: '(all)',
+    accepts: "a path to dcgm-exporter's counters CSV (DCGM_FI_FIELD, gauge|counter|label, help)",
+    help: "Export only the DCGM fields the file lists, read unchanged from dcgm-exporter's counters file; fields the exporter does not have are logged once; families without a DCGM field are not affected",
+    parse: (raw) => (raw.trim() ? readDcgmCounters(raw.trim()) : undefined),
+  }),
+  define({
+    flag: '--dcgm.hostname-label', env: 'KGE_DCGM_HOSTNAME_LABEL', key: 'dcgmHostnameLabel', defaultText: 'Hostname',
+    accepts: 'Hostname or hostname', help: 'Name of the node label in the dcgm naming: Hostname as dcgm-exporter has long written it, or hostname as its newer releases do',
+    parse: oneOf(['Hostname', 'hostname'] as const),
+  }),
+  define({
     flag: '--log.level', env: 'KGE_LOG_LEVEL', key: 'logLevel', defaultText: 'info',
     accepts: LOG_LEVELS.join(', '), help: 'Log level (logs are JSON lines on stdout)',
     parse: oneOf(LOG_LEVELS),
@@ -246,6 +276,10 @@ export function defaultConfig(): Config {
     sampleIntervalMs: 1000,
     healthIntervalMs: 30_000,
     naming: 'dcgm',
+    metricsInclude: undefined,
+    metricsExclude: undefined,
+    dcgmCounters: undefined,
+    dcgmHostnameLabel: 'Hostname',
     logLevel: 'info',
     nodeName: os.hostname(),
     collectors: Object.fromEntries(COLLECTORS.map((c) => [c.name, c.defaultEnabled])),

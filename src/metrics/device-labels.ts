@@ -5,8 +5,11 @@ import type { NamingScheme } from './families.js';
 
 export type Pairs = [string, string][];
 
+/** The node label's name in the dcgm scheme (--dcgm.hostname-label). */
+export type HostnameLabel = 'Hostname' | 'hostname';
+
 /** Identity labels of a GPU, as dcgm-exporter writes them or in Prometheus style. */
-export function gpuPairs(scheme: NamingScheme, gpu: GpuIdentity, driverVersion: string, hostname: string): Pairs {
+export function gpuPairs(scheme: NamingScheme, gpu: GpuIdentity, driverVersion: string, hostname: string, hostnameLabel: HostnameLabel = 'Hostname'): Pairs {
   if (scheme === 'dcgm') {
     return [
       ['gpu', String(gpu.index)],
@@ -14,7 +17,7 @@ export function gpuPairs(scheme: NamingScheme, gpu: GpuIdentity, driverVersion: 
       ['pci_bus_id', gpu.pciBusId],
       ['device', `nvidia${gpu.minor}`],
       ['modelName', gpu.name],
-      ['Hostname', hostname],
+      [hostnameLabel, hostname],
       ['DCGM_FI_DRIVER_VERSION', driverVersion],
     ];
   }
@@ -67,13 +70,14 @@ export function deviceLabelPairs(
   driverVersion: string,
   scheme: NamingScheme,
   hostname: string,
+  hostnameLabel: HostnameLabel = 'Hostname',
 ): Map<string, Pairs> {
   const out = new Map<string, Pairs>();
   for (const gpu of gpus) {
-    const base = gpuPairs(scheme, gpu, driverVersion, hostname);
+    const base = gpuPairs(scheme, gpu, driverVersion, hostname, hostnameLabel);
     out.set(gpu.uuid, base);
     for (const mig of gpu.mig) out.set(mig.uuid, migPairs(scheme, base, mig));
   }
-  for (const gpu of missing) if (!out.has(gpu.uuid)) out.set(gpu.uuid, gpuPairs(scheme, gpu, driverVersion, hostname));
+  for (const gpu of missing) if (!out.has(gpu.uuid)) out.set(gpu.uuid, gpuPairs(scheme, gpu, driverVersion, hostname, hostnameLabel));
   return out;
 }

@@ -2,7 +2,7 @@ import { NO_ATTRIBUTION, type SampleAttribution } from '../attribution/attributi
 import type { EventCounts } from '../events/event-tally.js';
 import type { SeenGpu } from '../health/seen-gpus.js';
 import type { NodeSample } from '../sample.js';
-import { deviceLabelPairs, type Pairs } from './device-labels.js';
+import { deviceLabelPairs, type HostnameLabel, type Pairs } from './device-labels.js';
 import type { NamingScheme } from './families.js';
 
 /** The kubelet side, when pod attribution is on. */
@@ -58,6 +58,8 @@ export interface RenderContextInput {
   sample: NodeSample | undefined;
   scheme: NamingScheme;
   hostname: string;
+  /** The node label's name in the dcgm scheme (default Hostname). */
+  hostnameLabel?: HostnameLabel;
   attribution?: SampleAttribution;
   seenGpus?: readonly SeenGpu[];
   events?: EventCounts;
@@ -82,7 +84,7 @@ export function renderContext(input: RenderContextInput): RenderContext {
   return {
     sample,
     attribution: input.attribution ?? NO_ATTRIBUTION,
-    devices: sample ? deviceLabelPairs(sample.gpus, missing, sample.driverVersion, scheme, hostname) : new Map(),
+    devices: sample ? deviceLabelPairs(sample.gpus, missing, sample.driverVersion, scheme, hostname, input.hostnameLabel) : new Map(),
     seenGpus,
     events: input.events ?? NO_EVENTS,
     scheme,

@@ -124,6 +124,8 @@ export class RenderStage {
     private readonly builders: readonly FamilyBuilder[],
     private readonly cache: ScrapeCache,
     log: Logger,
+    /** The series budget: which families are exported, by name (all when left out). */
+    private readonly keep?: (familyName: string) => boolean,
   ) {
     const names = [CONTEXT_STEP, ATTRIBUTION_STEP, ...builders.map((b) => b.name), EXPOSITION_STEP];
     if (new Set(names).size !== names.length) throw new Error(`render steps must have distinct names: ${names.join(', ')}`);
@@ -177,7 +179,9 @@ export class RenderStage {
       for (const f of out) families.push(f);
     }
     families.push(this.failuresFamily());
-    await this.guard.runAsync(EXPOSITION_STEP, () => this.cache.update(families), undefined);
+    const keep = this.keep;
+    const exported = keep ? families.filter((f) => keep(f.name)) : families;
+    await this.guard.runAsync(EXPOSITION_STEP, () => this.cache.update(exported), undefined);
   }
 
   private failuresFamily(): RenderFamily {

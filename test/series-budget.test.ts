@@ -1,0 +1,134 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseDcgmCounters, readDcgmCounters } from '../src/config/dcgm-counters.js';
+import { parseFlags, type Config } from '../src/config/flags.js';
+import { familySelection, implementedDcgmFields } from '../src/metrics/family-selection.js';
+import { familyName, GPU_FAMILIES } from '../src/metrics/families.js';
+import { scrape, seriesOf } from './support/exporter-process.js';
+import { startScenarioInProcess } from './support/in-process.js';
+import { errorOf } from './support/errors.js';
+
+/** The series budget: which families are exported, by regular expression and by dcgm-exporter's counters file. */
+
+/** A counters file in dcgm-exporter's format: comments, blank lines, gauges, counters, a label, a field we lack. */
+const COUNTERS = `# Format
+# If line starts with a '#' it is considered a comment
+# DCGM FIELD, Prometheus metric type, help message
+
+# Clocks
+DCGM_FI_DEV_SM_CLOCK,  gauge, SM clock frequency (in MHz).
+DCGM_FI_DEV_MEM_CLOCK, gauge, Memory clock frequency (in MHz).
+
+# Temperature, power
+DCGM_FI_DEV_GPU_TEMP,    gauge, GPU temperature (in C).
+DCGM_FI_DEV_POWER_USAGE, gauge, Power draw (in W).
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION, counter, Total energy consumption since boot (in mJ).
+DCGM_FI_DEV_XID_ERRORS, gauge, Value of the last XID error encountered.
+DCGM_FI_DEV_VGPU_LICENSE_STATUS, gauge, vGPU License status
+DCGM_FI_DRIVER_VERSION, label, Driver Version
+`;
+
+
+function countersFile(text: string): string {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'kge-counters-')), 'default-counters.csv');
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('dcgm-exporter counters file', () => {
+  it('reads the fields, the label fields apart, skipping comments and blank lines', () => {
+    const c = parseDcgmCounters(COUNTERS, 'default-counters.csv');
+    expect(c.fields).toEqual([
+      'DCGM_FI_DEV_SM_CLOCK', 'DCGM_FI_DEV_MEM_CLOCK', 'DCGM_FI_DEV_GPU_TEMP', 'DCGM_FI_DEV_POWER_USAGE',
+      'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', 'DCGM_FI_DEV_XID_ERRORS', 'DCGM_FI_DEV_VGPU_LICENSE_STATUS',
+    ]);
+    expect(c.labels).toEqual(['DCGM_FI_DRIVER_VERSION']);
+    expect(parseDcgmCounters('DCGM_FI_DEV_GPU_UTIL,gauge\r\n', 'f').fields).toEqual(['DCGM_FI_DEV_GPU_UTIL']); // no help, CRLF
+  });
+
+  it.each([
+    ['DCGM_FI_DEV_SM_CLOCK\n', 'line 1: expected "DCGM_FI_FIELD, gauge|counter|label, help"'],
+    ['# c\nsm_clock, gauge, x\n', 'line 2: "sm_clock" is not a DCGM field name'],
+    ['DCGM_FI_DEV_SM_CLOCK, summary, x\n', 'line 1: type "summary" of DCGM_FI_DEV_SM_CLOCK is not gauge, counter or label'],
+    ['# only comments\n\n', 'lists no gauge or counter field'],
+  ])('refuses %j with one message naming the flag, the file and the line', (text, message) => {
+    const err = errorOf(() => parseDcgmCounters(text, '/etc/dcgm/counters.csv'));
+    expect(err.code).toBe('KGE_DCGM_COUNTERS_INVALID');
+    expect(err.message.startsWith(`--dcgm.counters /etc/dcgm/counters.csv: ${message}`), err.message).toBe(true);
+  });
+
+  it('an unreadable file, given as a flag or in the environment, stops the start with one message', () => {
+    expect(errorOf(() => readDcgmCounters('/nonexistent/counters.csv')).message).toBe('--dcgm.counters /nonexistent/counters.csv: cannot read it: ENOENT');
+    expect(errorOf(() => parseFlags(['--dcgm.counters=/nonexistent/c.csv'], {})).code).toBe('KGE_DCGM_COUNTERS_INVALID');
+    expect(errorOf(() => parseFlags([], { KGE_DCGM_COUNTERS: '/nonexistent/c.csv' })).code).toBe('KGE_DCGM_COUNTERS_INVALID');
+    const ok = parseFlags([`--dcgm.counters=${countersFile(COUNTERS)}`], {});
+    expect(ok.kind === 'run' && ok.config.dcgmCounters?.fields).toHaveLength(7);
+  });
+
+  it.each([
+    [['--metrics.include=DCGM_(FI'], '--metrics.include'],
+    [['--metrics.exclude=*'], '--metrics.exclude'],
+    [['--dcgm.hostname-label=HOSTNAME'], 'Hostname or hostname'],
+  ])('refuses %j', (argv, mentions) => {
+    const err = errorOf(() => parseFlags(argv, {}));
+    expect(err.code).toBe('KGE_FLAG_INVALID');
+    expect(err.message).toContain(mentions);
+  });
+});
+
+describe('family selection', () => {
+  const dcgm = (source: string) => familyName(GPU_FAMILIES.find((f) => f.source === source)!, 'dcgm').name;
+  const prom = (source: string) => familyName(GPU_FAMILIES.find((f) => f.source === source)!, 'prometheus').name;
+
+  it('matches a family by its name in either scheme, and keeps the exporter\'s own families unless excluded by name', () => {
+    const keep = familySelection({ include: /^(?:gpu_temperature_celsius|gpu_busy_seconds_total)$/ })!;
+    expect(keep(dcgm('gpuTempCelsius'))).toBe(true); // DCGM_FI_DEV_GPU_TEMP, included by its Prometheus name
+    expect(keep(prom('gpuTempCelsius'))).toBe(true);
+    expect(keep('gpu_busy_seconds_total')).toBe(true);
+    expect(keep(dcgm('powerUsageMilliwatts'))).toBe(false);
+    expect(keep('gpu_allocated_ratio')).toBe(false);
+    expect(keep('kube_gpu_exporter_collector_success')).toBe(true);
+    expect(keep('process_resident_memory_bytes')).toBe(true);
+    const exclude = familySelection({ exclude: /^(?:DCGM_FI_PROF_.*|kube_gpu_exporter_collector_duration_seconds)$/ })!;
+    expect(exclude(prom('smActivePercent'))).toBe(false); // gpu_sm_active_ratio, excluded by its DCGM name
+    expect(exclude('kube_gpu_exporter_collector_duration_seconds')).toBe(false);
+    expect(exclude('kube_gpu_exporter_collector_success')).toBe(true);
+    expect(familySelection({})).toBeUndefined();
+  });
+
+  it('limits the families with a DCGM field to the counters file; the others stay', () => {
+    const keep = familySelection({ dcgmFields: parseDcgmCounters(COUNTERS, 'f').fields })!;
+    expect(keep('DCGM_FI_DEV_SM_CLOCK')).toBe(true);
+    expect(keep('gpu_sm_clock_hertz')).toBe(true); // the same field in the prometheus scheme
+    expect(keep('DCGM_FI_DEV_GPU_UTIL')).toBe(false);
+    expect(keep('gpu_utilization_ratio')).toBe(false);
+    expect(keep('DCGM_FI_DEV_XID_ERRORS')).toBe(true);
+    expect(keep('gpu_busy_seconds_total')).toBe(true); // no DCGM field: not affected
+    expect(keep('gpu_allocated_ratio')).toBe(true);
+    expect(implementedDcgmFields().has('DCGM_FI_DEV_VGPU_LICENSE_STATUS')).toBe(false);
+  });
+});
+
+describe('the running exporter', () => {
+  it('with a counters file and hostname: only the listed DCGM families, the others as usual, the missing field logged once', async () => {
+    const overrides: Partial<Config> = { dcgmCounters: readDcgmCounters(countersFile(COUNTERS)), dcgmHostnameLabel: 'hostname', metricsExclude: /^(?:DCGM_FI_DEV_MEM_CLOCK)$/ };
+    const { exporter, url, logs } = await startScenarioInProcess('h100x8', overrides);
+    try {
+      const text = await scrape(url);
+      const dcgmFamilies = new Set(text.split('\n').filter((l) => l.startsWith('DCGM_')).map((l) => l.slice(0, l.search(/[{ ]/))));
+      expect([...dcgmFamilies].sort()).toEqual(['DCGM_FI_DEV_GPU_TEMP', 'DCGM_FI_DEV_POWER_USAGE', 'DCGM_FI_DEV_SM_CLOCK', 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', 'DCGM_FI_DEV_XID_ERRORS']);
+      expect(seriesOf(text, 'gpu_busy_seconds_total').length).toBeGreaterThan(0);
+      expect(seriesOf(text, 'kube_gpu_exporter_collector_success').length).toBeGreaterThan(0);
+      const temp = seriesOf(text, 'DCGM_FI_DEV_GPU_TEMP')[0]!;
+      expect(temp.labels.hostname).toBe('test-node');
+      expect(temp.labels.Hostname).toBeUndefined();
+      const warned = logs.filter((l) => String(l.msg).startsWith('--dcgm.counters'));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatchObject({ fields: ['DCGM_FI_DEV_VGPU_LICENSE_STATUS'] });
+    } finally {
+      await exporter.stop();
+    }
+  });
+});
