@@ -1,7 +1,7 @@
 /**
  * What the attribution stage hands the metric families: for each device (GPU or MIG
  * instance, by UUID) the containers that hold it, and what each container's processes use.
- * Plain data built once per sample; the families never call back into attribution.
+ * Plain data built once per rendered sample; the families never call back into attribution.
  */
 export interface PodIdentity {
   namespace: string;

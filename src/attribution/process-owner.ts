@@ -7,7 +7,7 @@
  *   - `<logRoot>/pods/<namespace>_<pod>_<uid>/`                      (pod UID -> names)
  *   - `<logRoot>/containers/<pod>_<namespace>_<container>-<id>.log`  (container id -> names)
  *
- * Everything here is synchronous and cheap: it runs on the main thread once per sample for
+ * Everything here is synchronous and cheap: it runs on the main thread once per rendered sample for
  * the handful of pids NVML reports. A steady state reads two small files per pid
  * (`stat` to detect pid reuse; `cgroup` only on a cache miss) and no directories.
  */
@@ -245,7 +245,7 @@ export class ProcessOwnerResolver {
     }
   }
 
-  /** Drops cached entries for pids not in this set (call once per sample with the live pids). */
+  /** Drops cached entries for pids not in this set (call once per rendered sample with the live pids). */
   retain(livePids: Iterable<number>): void {
     const live = livePids instanceof Set ? (livePids as Set<number>) : new Set(livePids);
     for (const pid of this.cache.keys()) if (!live.has(pid)) this.cache.delete(pid);

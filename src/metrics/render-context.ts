@@ -34,7 +34,7 @@ export interface ExporterStatus {
 }
 
 /**
- * Everything a family builder reads, built once per sample: the sample, its attribution, the
+ * Everything a family builder reads, built once per rendered sample: the sample, its attribution, the
  * device label pairs (built here once and shared by every builder, so the families join on them),
  * the event counts and GPUs seen since start, the naming scheme and node name, and the
  * exporter's own state. Builders only read it.

@@ -31,7 +31,7 @@ async function renderInSlices(families: readonly RenderFamily[], format: Exposit
 }
 
 /**
- * The bytes /metrics serves, rendered once per sample (not per scrape), in the formats
+ * The bytes /metrics serves, rendered at most once per sample (for the first scrape after it), in the formats
  * scrapers ask for (text until an OpenMetrics scrape comes). Gzip is computed on the first
  * request that asks for it and kept until the next render. The render stage calls update()
  * one render at a time; a render that throws leaves the bytes of the previous one in place.
