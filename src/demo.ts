@@ -20,8 +20,9 @@ const node = simulatedNode(scenario);
 process.env.KGE_SIM_STATE = node.statePath;
 process.env.KGE_NVML_LIBRARY = node.libraryPath;
 const pods = await startSimulatedPods(node.statePath);
+const dra = pods.resourceApi ? `, ResourceSlices of node ${pods.nodeName} on a fake API server at ${pods.resourceApi.url}` : '';
 process.stderr.write(
-  `demo: simulated node ${node.statePath} (library ${node.libraryPath}), ${pods.scenario.pods.length} pods on a fake kubelet at ${pods.kubelet.socketPath}; open http://localhost:9400/\n`,
+  `demo: simulated node ${node.statePath} (library ${node.libraryPath}), ${pods.scenario.pods.length} pods on a fake kubelet at ${pods.kubelet.socketPath}${dra}; open http://localhost:9400/\n`,
 );
 process.once('exit', () => {
   pods.host.cleanup();

@@ -2,8 +2,9 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { NO_ATTRIBUTION, type SampleAttribution } from './attribution/attribution.js';
 import { Attributor, type ProcessOwners } from './attribution/attributor.js';
-import { EMPTY_DEVICE_MAP } from './attribution/device-map.js';
 import { DeviceMapSource } from './attribution/kubelet/device-map-source.js';
+import { EMPTY_DEVICE_MAP } from './attribution/device-map.js';
+import { DraSliceWatcher } from './attribution/dra/slice-watcher.js';
 import { PodMetadataWatcher, podLabelName } from './attribution/pod-metadata.js';
 import { ProcessOwnerResolver } from './attribution/process-owner.js';
 import type { Config } from './config/flags.js';
@@ -73,6 +74,7 @@ export class Exporter {
   private readonly attributor: Attributor;
   private lastAttribution: SampleAttribution = NO_ATTRIBUTION;
   private readonly podMetadata: PodMetadataWatcher | undefined;
+  readonly draSlices: DraSliceWatcher | undefined;
 
   constructor(private readonly opts: ExporterOptions) {
     const { config, logger } = opts;
@@ -87,7 +89,7 @@ export class Exporter {
       });
     }
     this.deviceMaps = config.kubeletSocket
-      ? new DeviceMapSource({ socketPath: config.kubeletSocket, refreshMs: config.kubeletRefreshMs, deadlineMs: config.kubeletTimeoutMs, logger })
+      ? new DeviceMapSource({ socketPath: config.kubeletSocket, refreshMs: config.kubeletRefreshMs, deadlineMs: config.kubeletTimeoutMs, draWatched: config.kubernetesDra, logger })
       : undefined;
     this.seen = new SeenGpus(logger);
     this.events = config.nvmlEvents ? new EventWatcher(logger) : undefined;
@@ -95,11 +97,14 @@ export class Exporter {
       ? new PodMetadataWatcher({ nodeName: config.nodeName, labelAllowlist: config.podLabelAllowlist, kubeconfigPath: config.kubeconfig, logger })
       : undefined;
     const podMetadata = this.podMetadata;
+    this.draSlices = config.kubernetesDra ? new DraSliceWatcher({ nodeName: config.nodeName, kubeconfigPath: config.kubeconfig, logger }) : undefined;
+    const draSlices = this.draSlices;
     this.attributor = new Attributor({
       deviceMap: () => this.deviceMaps?.map ?? EMPTY_DEVICE_MAP,
       processOwners:
         opts.processOwners ?? (config.collectors.processes ? new ProcessOwnerResolver({ procRoot: config.procfsPath, logRoot: config.podLogsPath }) : undefined),
       ...(podMetadata ? { podMetadata: { metadataOf: (ns: string, pod: string) => podMetadata.metadataOf(ns, pod), labelName: podLabelName } } : {}),
+      ...(draSlices ? { draDevices: (driver: string, pool: string, name: string) => draSlices.lookup(driver, pool, name) } : {}),
     });
     this.stage = new RenderStage(opts.familyBuilders ?? familyBuilders(), this.cache, logger, seriesBudget(config, logger));
     this.sampler = new Sampler({
@@ -159,6 +164,7 @@ export class Exporter {
       ...(k ? { kubelet: { ...k.status, pods: k.map.pods } } : {}),
       processAttribution: Boolean(config.collectors.processes),
       ...(this.podMetadata ? { podMetadataSynced: this.podMetadata.synced } : {}),
+      ...(this.draSlices ? { draSynced: this.draSlices.synced } : {}),
       ...(this.events ? { eventWatch: { up: this.events.up, restarts: this.events.restarts } } : {}),
       ...(this.webConfig ? { webConfig: this.webConfig.status } : {}),
     };
@@ -179,6 +185,7 @@ export class Exporter {
     await this.render(undefined);
     this.deviceMaps?.start();
     this.podMetadata?.startInBackground();
+    this.draSlices?.startInBackground();
     this.sampler.start();
     this.listener = createListener(createRequestHandler(this.servedState(), this.guard), {
       tls: this.webConfig?.current.tls,
@@ -208,7 +215,7 @@ export class Exporter {
     const server = this.listener?.server;
     const closed = server?.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     server?.closeIdleConnections();
-    await Promise.all([closed, this.sampler.stop(), this.deviceMaps?.stop(), this.podMetadata?.stop()]);
+    await Promise.all([closed, this.sampler.stop(), this.deviceMaps?.stop(), this.podMetadata?.stop(), this.draSlices?.stop()]);
   }
 
   /** Drops every connection, busy or not (when a clean stop ran out of time). */

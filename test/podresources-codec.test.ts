@@ -30,6 +30,17 @@ function randomList(rand: () => number): ListPodResourcesResponse & Record<strin
         deviceIds: Array.from({ length: Math.floor(rand() * 4) }, () => `GPU-${randomName(rand)}`),
         topology: { nodes: [{ ID: String(Math.floor(rand() * 4)) }] },
       })),
+      dynamicResources: Array.from({ length: Math.floor(rand() * 3) }, () => ({
+        claimName: randomName(rand),
+        claimNamespace: randomName(rand),
+        claimResources: Array.from({ length: Math.floor(rand() * 3) }, () => ({
+          cdiDevices: [{ name: `k8s.gpu.nvidia.com/claim=${randomName(rand)}` }], // skipped
+          driverName: rand() < 0.7 ? 'gpu.nvidia.com' : randomName(rand),
+          poolName: randomName(rand),
+          deviceName: `gpu-${randomName(rand)}`,
+          ...(rand() < 0.3 ? { shareId: randomName(rand) } : {}),
+        })),
+      })),
       // fields the exporter skips
       cpuIds: ['1', '2', String(2 ** 40)],
       memory: [{ memoryType: 'memory', size: '1073741824' }],
@@ -43,7 +54,24 @@ function strip(list: ListPodResourcesResponse): ListPodResourcesResponse {
     podResources: list.podResources.map((p) => ({
       name: p.name,
       namespace: p.namespace,
-      containers: p.containers.map((c) => ({ name: c.name, devices: c.devices.map((d) => ({ resourceName: d.resourceName, deviceIds: d.deviceIds })) })),
+      containers: p.containers.map((c) => ({
+        name: c.name,
+        devices: c.devices.map((d) => ({ resourceName: d.resourceName, deviceIds: d.deviceIds })),
+        ...(c.dynamicResources?.length
+          ? {
+              dynamicResources: c.dynamicResources.map((d) => ({
+                claimName: d.claimName,
+                claimNamespace: d.claimNamespace,
+                claimResources: d.claimResources.map((r) => ({
+                  driverName: r.driverName,
+                  poolName: r.poolName,
+                  deviceName: r.deviceName,
+                  ...(r.shareId !== undefined ? { shareId: r.shareId } : {}),
+                })),
+              })),
+            }
+          : {}),
+      })),
     })),
   };
 }
@@ -61,6 +89,33 @@ describe('PodResources decoding', () => {
   it('decodes GetAllocatableResources and skips CPU ids and memory', () => {
     const msg = { devices: [{ resourceName: 'nvidia.com/gpu', deviceIds: ['GPU-a', 'GPU-b'] }, { resourceName: 'nvidia.com/mig-1g.10gb', deviceIds: ['MIG-c'] }], cpuIds: ['0', '1'], memory: [{ memoryType: 'hugepages-2Mi', size: '2097152' }] };
     expect(decodeAllocatableResourcesResponse(encodeAllocatable(msg))).toEqual({ devices: msg.devices });
+  });
+
+  it('reads a DRA claim sent by a 1.27-1.30 kubelet: the removed class_name (field 1) is skipped', () => {
+    const str = (field: number, text: string) => {
+      const bytes = Buffer.from(text, 'utf8');
+      return Buffer.concat([Buffer.from([(field << 3) | 2, bytes.length]), bytes]);
+    };
+    const nested = (field: number, body: Buffer) => Buffer.concat([Buffer.from([(field << 3) | 2, body.length]), body]);
+    const claimResource = Buffer.concat([str(2, 'gpu.nvidia.com'), str(3, 'node-a'), str(4, 'gpu-0'), str(5, 'share-1')]);
+    const dynamic = Buffer.concat([str(1, 'gpu.example.com'), str(2, 'train'), str(3, 'ml'), nested(4, claimResource)]);
+    const container = Buffer.concat([str(1, 'main'), nested(5, dynamic)]);
+    const pod = Buffer.concat([str(1, 'p'), str(2, 'n'), nested(3, container)]);
+    expect(decodeListPodResourcesResponse(nested(1, pod))).toEqual({
+      podResources: [
+        {
+          name: 'p',
+          namespace: 'n',
+          containers: [
+            {
+              name: 'main',
+              devices: [],
+              dynamicResources: [{ claimName: 'train', claimNamespace: 'ml', claimResources: [{ driverName: 'gpu.nvidia.com', poolName: 'node-a', deviceName: 'gpu-0', shareId: 'share-1' }] }],
+            },
+          ],
+        },
+      ],
+    });
   });
 
   it('an empty message is an empty response', () => {

@@ -11,7 +11,7 @@ import { promtoolFindings } from './support/promtool.js';
  * Every shipped scenario, through the real CLI in its own process, in both naming schemes:
  * golden /metrics (sorted, moving values masked), promtool check metrics, and family coverage.
  */
-const SCENARIOS = ['workstation', 'h100x8', 'a100-mig', 'gpu-lost', 'old-driver'];
+const SCENARIOS = ['workstation', 'h100x8', 'h100x8-dra', 'a100-mig', 'gpu-lost', 'old-driver'];
 const GOLDEN_DIR = path.join(ROOT, 'test', 'golden');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
@@ -54,12 +54,14 @@ describe.each(SCENARIOS)('scenario %s', (scenario) => {
   describe.each(NAMING_SCHEMES)('naming %s', (scheme: NamingScheme) => {
     it('matches the golden /metrics and passes promtool', async () => {
       const node = simulatedNode(scenario);
-      const pods = await startSimulatedPods(node.statePath);
+      // the node name the exporter processes run under (NODE_NAME), which DRA pools and slices are published for
+      const pods = await startSimulatedPods(node.statePath, { nodeName: 'golden-node' });
       podSides.push(pods);
       const exp = await startExporterProcess({ library: node.libraryPath, statePath: node.statePath, args: [...pods.flags, `--naming=${scheme}`, '--sample-interval=200ms'] });
       running.push(exp);
       await waitFor(async () => (await fetch(`${exp.url}/readyz`)).status === 200, 15_000, 'readyz');
       await waitFor(async () => (await scrape(exp.url)).includes('kube_gpu_exporter_kubelet_up 1'), 15_000, 'kubelet answering');
+      if (pods.resourceApi) await waitFor(async () => (await scrape(exp.url)).includes('kube_gpu_exporter_dra_up 1'), 15_000, 'ResourceSlice watch in sync');
       // two samples so counters have an elapsed interval
       await new Promise((r) => setTimeout(r, 450));
       const text = await scrape(exp.url);

@@ -13,9 +13,23 @@ export interface PodIdentity {
   podLabels?: readonly (readonly [string, string])[];
 }
 
+/** How a DRA allocation names the device, as dcgm-exporter's DRA mode labels it. */
+export interface DraHolding {
+  claimName: string;
+  claimNamespace: string;
+  driver: string;
+  pool: string;
+  device: string;
+  /** MIG devices only: the instance's profile and UUID. */
+  migProfile?: string;
+  migUuid?: string;
+}
+
 export interface DeviceHolder extends PodIdentity {
   /** Replica number when several containers share one GPU (time-slicing / MPS). */
   vgpu?: string;
+  /** Set when the device was allocated through a DRA ResourceClaim. */
+  dra?: DraHolding;
   /** Share of the device allocated: 1 (whole GPU), 1/replicas, or the MIG instance's slice. Undefined when unknown. */
   share?: number;
 }
@@ -38,6 +52,8 @@ export interface SampleAttribution {
   readonly unplacedProcesses: number;
   /** Device ids in the kubelet's map that name no device of this sample, plus ids under NVIDIA resources that are not device ids. */
   readonly unknownDeviceIds: number;
+  /** Devices of NVIDIA's DRA driver allocated on this node that could not be tied to a device of this sample. */
+  readonly draUnresolvedDevices: number;
 }
 
 /** No kubelet, no process data: series carry no pod labels (as dcgm-exporter writes an unallocated device). */
@@ -46,4 +62,5 @@ export const NO_ATTRIBUTION: SampleAttribution = {
   usage: [],
   unplacedProcesses: 0,
   unknownDeviceIds: 0,
+  draUnresolvedDevices: 0,
 };

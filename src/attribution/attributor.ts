@@ -1,6 +1,7 @@
 import type { GpuSample, NodeSample, ProcessSample } from '../sample.js';
 import type { ContainerUsage, DeviceHolder, PodIdentity, SampleAttribution } from './attribution.js';
 import type { DeviceClaim, DeviceMap } from './device-map.js';
+import { resolveDraAllocations, type DraDeviceLookup, type ResolvedDraAllocation } from './dra/resolve.js';
 
 /** Who runs a host pid, as the process-owner resolver answers. */
 export type ProcessOwnerAnswer =
@@ -24,6 +25,8 @@ export interface AttributorSources {
   deviceMap(): DeviceMap;
   processOwners?: ProcessOwners;
   podMetadata?: PodMetadataLookup;
+  /** The devices DRA drivers publish in ResourceSlices (--kubernetes.dra); without it DRA allocations stay unresolved. */
+  draDevices?: DraDeviceLookup;
 }
 
 const MIG_SLICES = /(?:^|\.)(?:(\d+)c\.)?(\d+)g\./;
@@ -87,8 +90,55 @@ export class Attributor {
         }),
       );
     }
+    const dra = resolveDraAllocations(map.draAllocations, this.sources.draDevices, sample);
+    for (const [uuid, draHolders] of this.draHolders(dra.resolved, devices)) {
+      const list = holders.get(uuid);
+      if (list) list.push(...draHolders);
+      else holders.set(uuid, draHolders);
+    }
     const { usage, unplaced } = this.sources.processOwners ? this.usage(sample, this.sources.processOwners) : { usage: [], unplaced: 0 };
-    return { holdersOf: (uuid) => holders.get(uuid) ?? [], usage, unplacedProcesses: unplaced, unknownDeviceIds };
+    return { holdersOf: (uuid) => holders.get(uuid) ?? [], usage, unplacedProcesses: unplaced, unknownDeviceIds, draUnresolvedDevices: dra.unresolvedDevices };
+  }
+
+  /**
+   * Holders of devices allocated through DRA, by device UUID. The kubelet reports a claim to
+   * every container that references it, so a claim shared by several pods gives the device
+   * several holders. The device's share is split evenly between its allocations (distinct
+   * claims, or shares of one device under consumable capacity), and each allocation's part
+   * between the containers that hold it.
+   */
+  private draHolders(resolved: readonly ResolvedDraAllocation[], devices: ReadonlyMap<string, DeviceInfo>): Map<string, DeviceHolder[]> {
+    const byDevice = new Map<string, ResolvedDraAllocation[]>();
+    for (const r of resolved) {
+      let list = byDevice.get(r.uuid);
+      if (!list) byDevice.set(r.uuid, (list = []));
+      list.push(r);
+    }
+    const out = new Map<string, DeviceHolder[]>();
+    for (const [uuid, list] of byDevice) {
+      const device = devices.get(uuid);
+      const deviceShare = device?.isMig ? migShare(device.profile ?? '', device.maxSlices) : 1;
+      const holdersOfAllocation = new Map<string, number>();
+      for (const r of list) {
+        const k = allocationKey(r);
+        holdersOfAllocation.set(k, (holdersOfAllocation.get(k) ?? 0) + 1);
+      }
+      out.set(
+        uuid,
+        list.map((r) => {
+          const a = r.allocation;
+          const h: DeviceHolder = this.withMetadata({ namespace: a.namespace, pod: a.pod, container: a.container });
+          h.dra = { claimName: a.claimName, claimNamespace: a.claimNamespace, driver: a.driver, pool: a.pool, device: a.device };
+          if (r.isMig) {
+            if (r.migProfile !== undefined) h.dra.migProfile = r.migProfile;
+            h.dra.migUuid = r.uuid;
+          }
+          if (deviceShare !== undefined) h.share = deviceShare / holdersOfAllocation.size / holdersOfAllocation.get(allocationKey(r))!;
+          return h;
+        }),
+      );
+    }
+    return out;
   }
 
   private withMetadata<T extends PodIdentity>(id: T): T {
@@ -146,6 +196,12 @@ export class Attributor {
     withMeta.podUid = answer.podUid; // the cgroup's UID is authoritative for a running process
     return withMeta;
   }
+}
+
+/** One allocation of a device: a claim, or one share of the device within a claim. */
+function allocationKey(r: ResolvedDraAllocation): string {
+  const a = r.allocation;
+  return `${a.claimNamespace}\u0000${a.claimName}\u0000${a.shareId ?? ''}`;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { NVIDIA_GPU_DRIVER } from './dra/slice-inventory.js';
 import type { AllocatableResourcesResponse, ContainerDevices, ListPodResourcesResponse } from './kubelet/podresources.js';
 
 /** Resource names of NVIDIA's device plugin; every other resource is ignored. */
@@ -36,15 +37,37 @@ export interface DeviceClaim {
   replicas?: number;
 }
 
-/** The kubelet's view of which container holds which device, by NVML UUID. */
+/**
+ * One device of NVIDIA's DRA driver allocated to a claim that one container references, as
+ * the kubelet names it: by driver, pool and device name. Which NVML device that is, is an
+ * attribute of the device in a ResourceSlice (resolved at attribution time).
+ */
+export interface DraAllocation {
+  namespace: string;
+  pod: string;
+  container: string;
+  claimName: string;
+  claimNamespace: string;
+  driver: string;
+  pool: string;
+  device: string;
+  /** One allocation of several of a device shared by consumable capacity (Kubernetes 1.35+). */
+  shareId?: string;
+}
+
+/** The kubelet's view of which container holds which device. */
 export interface DeviceMap {
+  /** Device plugin allocations, by NVML UUID. */
   claims: ReadonlyMap<string, readonly DeviceClaim[]>;
+  /** Allocations through NVIDIA's DRA driver (other drivers' devices are left out), sorted. */
+  draAllocations: readonly DraAllocation[];
   /** Device ids under an NVIDIA resource that are not GPU or MIG ids (reported, not used). */
   unparsedIds: readonly string[];
+  /** Pods holding at least one NVIDIA device, either way. */
   pods: number;
 }
 
-export const EMPTY_DEVICE_MAP: DeviceMap = { claims: new Map(), unparsedIds: [], pods: 0 };
+export const EMPTY_DEVICE_MAP: DeviceMap = { claims: new Map(), draAllocations: [], unparsedIds: [], pods: 0 };
 
 /** Replica counts per device UUID, from the devices the plugin advertises. */
 export function replicaCounts(allocatable: readonly ContainerDevices[]): Map<string, number> {
@@ -60,6 +83,19 @@ export function replicaCounts(allocatable: readonly ContainerDevices[]): Map<str
   return counts;
 }
 
+function compareDra(a: DraAllocation, b: DraAllocation): number {
+  return (
+    a.pool.localeCompare(b.pool) ||
+    a.device.localeCompare(b.device) ||
+    a.claimNamespace.localeCompare(b.claimNamespace) ||
+    a.claimName.localeCompare(b.claimName) ||
+    (a.shareId ?? '').localeCompare(b.shareId ?? '') ||
+    a.namespace.localeCompare(b.namespace) ||
+    a.pod.localeCompare(b.pod) ||
+    a.container.localeCompare(b.container)
+  );
+}
+
 function compareClaims(a: DeviceClaim, b: DeviceClaim): number {
   return a.namespace.localeCompare(b.namespace) || a.pod.localeCompare(b.pod) || a.container.localeCompare(b.container) || (a.replica ?? -1) - (b.replica ?? -1);
 }
@@ -73,6 +109,8 @@ export function buildDeviceMap(list: ListPodResourcesResponse, allocatable: Allo
   const claims = new Map<string, DeviceClaim[]>();
   const seen = new Set<string>();
   const unparsed = new Set<string>();
+  const dra: DraAllocation[] = [];
+  const seenDra = new Set<string>();
   let pods = 0;
   for (const pod of list.podResources ?? []) {
     let podHasGpu = false;
@@ -100,9 +138,31 @@ export function buildDeviceMap(list: ListPodResourcesResponse, allocatable: Allo
           list.push(claim);
         }
       }
+      for (const claim of container.dynamicResources ?? []) {
+        for (const r of claim.claimResources ?? []) {
+          if (r.driverName !== NVIDIA_GPU_DRIVER || !r.deviceName) continue;
+          // the kubelet may list one claim twice for a container (several requests of it)
+          const key = [pod.namespace, pod.name, container.name, claim.claimNamespace, claim.claimName, r.poolName, r.deviceName, r.shareId ?? ''].join('\u0000');
+          if (seenDra.has(key)) continue;
+          seenDra.add(key);
+          podHasGpu = true;
+          const a: DraAllocation = {
+            namespace: pod.namespace,
+            pod: pod.name,
+            container: container.name,
+            claimName: claim.claimName,
+            claimNamespace: claim.claimNamespace,
+            driver: r.driverName,
+            pool: r.poolName,
+            device: r.deviceName,
+          };
+          if (r.shareId !== undefined) a.shareId = r.shareId;
+          dra.push(a);
+        }
+      }
     }
     if (podHasGpu) pods++;
   }
   for (const list of claims.values()) list.sort(compareClaims);
-  return { claims, unparsedIds: [...unparsed].sort(), pods };
+  return { claims, draAllocations: dra.sort(compareDra), unparsedIds: [...unparsed].sort(), pods };
 }

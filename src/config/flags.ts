@@ -35,6 +35,8 @@ export interface Config {
   procfsPath: string;
   podLogsPath: string;
   podMetadata: boolean;
+  /** Watch DRA ResourceSlices to label devices allocated through ResourceClaims. */
+  kubernetesDra: boolean;
   podLabelAllowlist: RegExp | undefined;
   kubeconfig: string | undefined;
   /** Web config file (TLS, basic auth, headers, rate limit); undefined: plain HTTP, no auth. */
@@ -254,6 +256,12 @@ export const FLAGS = [
     parse: parseAnchoredRegex,
   }),
   define({
+    flag: '--kubernetes.dra', env: 'KGE_KUBERNETES_DRA', key: 'kubernetesDra', defaultText: 'false',
+    accepts: 'true or false',
+    help: "Label GPUs and MIG devices allocated through DRA ResourceClaims (NVIDIA's gpu.nvidia.com driver) with their pods, from a watch on this node's ResourceSlices in the Kubernetes API (needs get/list/watch on resourceslices)",
+    parse: parseBool,
+  }),
+  define({
     flag: '--kubernetes.kubeconfig', env: 'KGE_KUBECONFIG', key: 'kubeconfig', defaultText: '(in-cluster)',
     accepts: 'a path to a kubeconfig file', help: 'Kubeconfig for the Kubernetes API (default: the pod\'s service account)',
     parse: (raw) => (raw.trim() ? raw.trim() : undefined),
@@ -289,6 +297,7 @@ export function defaultConfig(): Config {
     procfsPath: '/proc',
     podLogsPath: '/var/log',
     podMetadata: false,
+    kubernetesDra: false,
     podLabelAllowlist: undefined,
     kubeconfig: undefined,
     webConfigFile: undefined,

@@ -47,10 +47,24 @@ export function podPairs(id: PodIdentity | undefined, withUid = false): Pairs {
   return pairs;
 }
 
-/** A holder's pod labels, then its replica number on a shared GPU. */
+/**
+ * A holder's pod labels, then its replica number on a shared GPU, then, for a device
+ * allocated through DRA, the claim and device as dcgm-exporter's DRA mode labels them.
+ */
 export function holderPairs(h: DeviceHolder): Pairs {
   const pairs = podPairs(h);
   if (h.vgpu !== undefined) pairs.push(['vgpu', h.vgpu]);
+  const dra = h.dra;
+  if (dra) {
+    pairs.push(
+      ['dra_claim_name', dra.claimName],
+      ['dra_claim_namespace', dra.claimNamespace],
+      ['dra_driver_name', dra.driver],
+      ['dra_pool_name', dra.pool],
+      ['dra_device_name', dra.device],
+    );
+    if (dra.migUuid !== undefined) pairs.push(['dra_mig_profile', dra.migProfile ?? ''], ['dra_mig_device_uuid', dra.migUuid]);
+  }
   return pairs;
 }
 

@@ -25,6 +25,7 @@ export function buildExporterFamilies(ctx: RenderContext): RenderFamily[] {
       family(F.kubeletFailures, [{ labels: '', value: k.failures }]),
       family(F.kubeletPods, [{ labels: '', value: k.pods }]),
       family(F.kubeletUnknownDevices, [{ labels: '', value: attribution.unknownDeviceIds }]),
+      family(F.draUnresolvedDevices, [{ labels: '', value: attribution.draUnresolvedDevices }]),
     );
     if (k.lastSuccessMs !== undefined) out.push(family(F.kubeletLastSuccess, [{ labels: '', value: k.lastSuccessMs / 1000 }]));
     if (k.lastRefreshSeconds !== undefined) out.push(family(F.kubeletRefreshDuration, [{ labels: '', value: k.lastRefreshSeconds }]));
@@ -33,6 +34,7 @@ export function buildExporterFamilies(ctx: RenderContext): RenderFamily[] {
   if (status.eventWatch) {
     out.push(family(F.eventWatchUp, [{ labels: '', value: status.eventWatch.up ? 1 : 0 }]), family(F.eventWatchRestarts, [{ labels: '', value: status.eventWatch.restarts }]));
   }
+  if (status.draSynced !== undefined) out.push(family(F.draUp, [{ labels: '', value: status.draSynced ? 1 : 0 }]));
   if (status.podMetadataSynced !== undefined) out.push(family(F.podMetadataSynced, [{ labels: '', value: status.podMetadataSynced ? 1 : 0 }]));
   if (status.webConfig) {
     out.push(

@@ -1,4 +1,4 @@
-import { podPairs, type Pairs } from './device-labels.js';
+import { holderPairs, podPairs } from './device-labels.js';
 import { labelString, type RenderFamily } from './exposition.js';
 import { POD_FAMILIES, type PodFamily } from './families.js';
 import { deviceError, type RenderContext } from './render-context.js';
@@ -18,9 +18,7 @@ export function buildPodFamilies(ctx: RenderContext): RenderFamily[] {
     try {
       for (const h of attribution.holdersOf(uuid)) {
         if (h.share === undefined) continue;
-        const pairs: Pairs = [...base, ...podPairs(h)];
-        if (h.vgpu !== undefined) pairs.push(['vgpu', h.vgpu]);
-        allocated.series.push({ labels: labelString(pairs), value: Number(h.share.toPrecision(15)) });
+        allocated.series.push({ labels: labelString([...base, ...holderPairs(h)]), value: Number(h.share.toPrecision(15)) });
       }
     } catch (err) {
       throw deviceError(uuid, err);

@@ -29,6 +29,8 @@ export interface ExporterStatus {
   eventWatch?: { up: boolean; restarts: number };
   /** Set when pod metadata from the Kubernetes API is on. */
   podMetadataSynced?: boolean;
+  /** Set when --kubernetes.dra=true: whether the ResourceSlice watch is in sync. */
+  draSynced?: boolean;
   /** Set when a web config file is in use. */
   webConfig?: { lastReloadSuccessful: boolean; lastSuccessMs: number };
 }

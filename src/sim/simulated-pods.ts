@@ -1,15 +1,20 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createFakeHost, cgroupV2Systemd, hostCgroup, type FakeHost } from './fake-host.js';
 import { FakeKubelet } from './fake-kubelet.js';
-import { allocatableResponse, listResponse, loadKubeletScenario, type KubeletScenario } from './kubelet-scenario.js';
+import { FakeResourceApi } from './fake-resource-api.js';
+import { allocatableResponse, draSliceSpecs, listResponse, loadKubeletScenario, type KubeletScenario } from './kubelet-scenario.js';
 
 /** The pods side of a simulated node: a fake kubelet and a fake host /proc + /var/log tree. */
 export interface SimulatedPods {
   scenario: KubeletScenario;
   kubelet: FakeKubelet;
   host: FakeHost;
+  /** The fake API server serving the node's ResourceSlices, when the scenario allocates through DRA. */
+  resourceApi: FakeResourceApi | undefined;
+  /** The node name the slices and DRA pools are published under. */
+  nodeName: string;
   /** Exporter flags that point it at this fake kubelet and host tree. */
   flags: string[];
   /** Serves a changed scenario (pods that come and go) and updates the host tree to match. */
@@ -34,31 +39,69 @@ function writeHost(host: FakeHost, scenario: KubeletScenario, previous: KubeletS
   for (const pid of scenario.hostPids) host.addProcess({ pid, cgroup: hostCgroup('/user.slice/user-1000.slice/session-4.scope') });
 }
 
+/** A kubeconfig that points the exporter's Kubernetes client at a fake API server, without credentials. */
+function writeKubeconfig(dir: string, server: string): string {
+  const file = path.join(dir, 'kubeconfig.yaml');
+  writeFileSync(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      // the client refuses plain HTTP unless TLS verification is off
+      `clusters: [{name: sim, cluster: {server: "${server}", insecure-skip-tls-verify: true}}]`,
+      'users: [{name: sim, user: {}}]',
+      'contexts: [{name: sim, context: {cluster: sim, user: sim}}]',
+      'current-context: sim',
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+export interface SimulatedPodsOptions {
+  /** Node name of the DRA pool and slices (default: the host name, the exporter's default --node-name). */
+  nodeName?: string;
+}
+
 /**
  * Starts the pods of a scenario (its `.pods.json` beside the `.sim` file; none: a kubelet
- * with no pods) on a temporary unix socket.
+ * with no pods) on a temporary unix socket. A scenario with a `dra` section also gets a fake
+ * API server serving its ResourceSlice, and the flags that turn the exporter's slice watch on.
  */
-export async function startSimulatedPods(statePath: string): Promise<SimulatedPods> {
+export async function startSimulatedPods(statePath: string, opts: SimulatedPodsOptions = {}): Promise<SimulatedPods> {
+  const nodeName = opts.nodeName ?? os.hostname();
   let scenario = loadKubeletScenario(statePath) ?? EMPTY;
-  const socketPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'kge-kubelet-')), 'pod-resources', 'kubelet.sock');
-  const kubelet = await FakeKubelet.start(socketPath, { list: listResponse(scenario), allocatable: allocatableResponse(scenario) });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kge-kubelet-'));
+  const socketPath = path.join(dir, 'pod-resources', 'kubelet.sock');
+  const kubelet = await FakeKubelet.start(socketPath, { list: listResponse(scenario, nodeName), allocatable: allocatableResponse(scenario) });
   const host = createFakeHost();
   writeHost(host, scenario, undefined);
+  const flags = [`--kubelet.socket=${socketPath}`, `--path.procfs=${host.procRoot}`, `--path.pod-logs=${host.logRoot}`];
+  let resourceApi: FakeResourceApi | undefined;
+  if (scenario.dra) {
+    resourceApi = await FakeResourceApi.start();
+    for (const slice of draSliceSpecs(scenario, nodeName)) resourceApi.putSlice(slice);
+    flags.push('--kubernetes.dra=true', `--kubernetes.kubeconfig=${writeKubeconfig(dir, resourceApi.url)}`, `--node-name=${nodeName}`);
+  }
   return {
     get scenario() {
       return scenario;
     },
     kubelet,
     host,
-    flags: [`--kubelet.socket=${socketPath}`, `--path.procfs=${host.procRoot}`, `--path.pod-logs=${host.logRoot}`],
+    resourceApi,
+    nodeName,
+    flags,
     update(next) {
       writeHost(host, next, scenario);
       scenario = next;
-      kubelet.setResponses({ list: listResponse(next), allocatable: allocatableResponse(next) });
+      kubelet.setResponses({ list: listResponse(next, nodeName), allocatable: allocatableResponse(next) });
     },
     async stop() {
       await kubelet.close();
+      await resourceApi?.close();
       host.cleanup();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

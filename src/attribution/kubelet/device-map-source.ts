@@ -8,6 +8,8 @@ export interface DeviceMapSourceOptions {
   refreshMs: number;
   /** Deadline of each call. */
   deadlineMs: number;
+  /** Whether DRA ResourceSlices are watched (--kubernetes.dra); if not, DRA allocations are reported once in the log. */
+  draWatched?: boolean;
   logger: Logger;
 }
 
@@ -43,6 +45,7 @@ export class DeviceMapSource {
   private stopped = true;
   private lastError: string | undefined;
   private allocatableError: string | undefined;
+  private draUnwatchedLogged = false;
   readonly status: KubeletStatus = { up: false, failures: 0, allocatableUp: false };
 
   constructor(private readonly opts: DeviceMapSourceOptions) {
@@ -100,6 +103,14 @@ export class DeviceMapSource {
       this.status.allocatableUp = allocatable !== undefined;
       if (!this.status.up) {
         this.opts.logger.info({ socket: this.opts.socketPath, pods: this.current.pods }, 'kubelet pod resources answering; pod labels on');
+      }
+      if (!this.opts.draWatched && !this.draUnwatchedLogged && this.current.draAllocations.length) {
+        this.draUnwatchedLogged = true;
+        const devices = new Set(this.current.draAllocations.map((a) => `${a.pool}/${a.device}`)).size;
+        this.opts.logger.warn(
+          { devices, driver: this.current.draAllocations[0]!.driver },
+          `the kubelet lists ${devices} device(s) allocated through DRA; their series carry no pod labels without --kubernetes.dra=true (counted in kube_gpu_exporter_dra_unresolved_devices)`,
+        );
       }
       if (this.current.unparsedIds.length) {
         this.opts.logger.debug({ ids: this.current.unparsedIds.slice(0, 10) }, 'device ids that are not GPU or MIG ids');

@@ -2,17 +2,34 @@
  * Protocol buffer decoding of the two PodResources responses the exporter reads (field numbers
  * from proto/podresources-v1.proto), written out by hand: a generic .proto loader costs the
  * exporter several MB of memory for two messages. Fields the exporter does not use (CPU ids,
- * memory, dynamic resources, topology) are skipped; unknown fields are skipped as protobuf
- * requires. Malformed input throws, and the call fails like any other kubelet error.
+ * memory, topology, CDI device names, DynamicResource's removed field 1) are skipped; unknown
+ * fields are skipped as protobuf requires. Malformed input throws, and the call fails like any
+ * other kubelet error.
  */
 
 export interface ContainerDevices {
   resourceName: string;
   deviceIds: string[];
 }
+/** One device of a DRA claim, named as its ResourceSlice names it. */
+export interface ClaimResource {
+  driverName: string;
+  poolName: string;
+  deviceName: string;
+  /** Set when the device is shared by consumable capacity (Kubernetes 1.35+): one allocation of several. */
+  shareId?: string;
+}
+/** A ResourceClaim the container references, with every device allocated to it. */
+export interface DynamicResource {
+  claimName: string;
+  claimNamespace: string;
+  claimResources: ClaimResource[];
+}
 export interface ContainerResources {
   name: string;
   devices: ContainerDevices[];
+  /** Set by the decoder when the kubelet sent any; responses built by hand may leave it out. */
+  dynamicResources?: DynamicResource[];
 }
 export interface PodResources {
   name: string;
@@ -149,6 +166,45 @@ function containerDevices(r: Reader): ContainerDevices {
   return d;
 }
 
+function claimResource(r: Reader): ClaimResource {
+  const c: ClaimResource = { driverName: '', poolName: '', deviceName: '' };
+  r.fields((field, wire) => {
+    if (field === 2) {
+      r.expect(wire, LENGTH_DELIMITED, 'ClaimResource.driver_name');
+      c.driverName = r.string();
+    } else if (field === 3) {
+      r.expect(wire, LENGTH_DELIMITED, 'ClaimResource.pool_name');
+      c.poolName = r.string();
+    } else if (field === 4) {
+      r.expect(wire, LENGTH_DELIMITED, 'ClaimResource.device_name');
+      c.deviceName = r.string();
+    } else if (field === 5) {
+      r.expect(wire, LENGTH_DELIMITED, 'ClaimResource.share_id');
+      c.shareId = r.string();
+    } else return false;
+    return true;
+  });
+  return c;
+}
+
+function dynamicResource(r: Reader): DynamicResource {
+  const d: DynamicResource = { claimName: '', claimNamespace: '', claimResources: [] };
+  r.fields((field, wire) => {
+    if (field === 2) {
+      r.expect(wire, LENGTH_DELIMITED, 'DynamicResource.claim_name');
+      d.claimName = r.string();
+    } else if (field === 3) {
+      r.expect(wire, LENGTH_DELIMITED, 'DynamicResource.claim_namespace');
+      d.claimNamespace = r.string();
+    } else if (field === 4) {
+      r.expect(wire, LENGTH_DELIMITED, 'DynamicResource.claim_resources');
+      d.claimResources.push(claimResource(r.message()));
+    } else return false;
+    return true;
+  });
+  return d;
+}
+
 function containerResources(r: Reader): ContainerResources {
   const c: ContainerResources = { name: '', devices: [] };
   r.fields((field, wire) => {
@@ -158,6 +214,9 @@ function containerResources(r: Reader): ContainerResources {
     } else if (field === 2) {
       r.expect(wire, LENGTH_DELIMITED, 'ContainerResources.devices');
       c.devices.push(containerDevices(r.message()));
+    } else if (field === 5) {
+      r.expect(wire, LENGTH_DELIMITED, 'ContainerResources.dynamic_resources');
+      (c.dynamicResources ??= []).push(dynamicResource(r.message()));
     } else return false;
     return true;
   });

@@ -8,7 +8,15 @@ import {
   type ListPodResourcesResponse,
 } from './podresources-codec.js';
 
-export type { AllocatableResourcesResponse, ContainerDevices, ContainerResources, ListPodResourcesResponse, PodResources } from './podresources-codec.js';
+export type {
+  AllocatableResourcesResponse,
+  ClaimResource,
+  ContainerDevices,
+  ContainerResources,
+  DynamicResource,
+  ListPodResourcesResponse,
+  PodResources,
+} from './podresources-codec.js';
 
 /** The kubelet's own limit is generous; pods with many devices make large responses. */
 export const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
