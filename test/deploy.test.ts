@@ -258,7 +258,7 @@ if (FLAG_DEFAULTS.kind !== 'run') throw new Error('parseFlags without flags');
 
 // ---------------------------------------------------------------------------------------
 
-const ENTRY_POINTS = ['.', 'overlays/per-process', 'overlays/pod-labels', 'overlays/full', 'overlays/tls'];
+const ENTRY_POINTS = ['.', 'overlays/per-process', 'overlays/pod-labels', 'overlays/dra', 'overlays/full', 'overlays/tls', 'overlays/dcgm-compat'];
 const rendered = new Map(ENTRY_POINTS.map((e) => [e, render(path.join(DEPLOY, e))]));
 
 function only(objects: Obj[], kind: string): Obj {
@@ -342,6 +342,9 @@ describe.each(ENTRY_POINTS)('deploy/%s', (entry) => {
   const cfg = (): Config => (parsed ??= containerConfig(c));
   const perProcess = entry.includes('per-process') || entry.includes('full');
   const podLabels = entry.includes('pod-labels') || entry.includes('full');
+  const dra = entry.includes('dra') || entry.includes('full');
+  const dcgmCompat = entry.includes('dcgm-compat');
+  const args = (c.args ?? []) as string[];
 
   it('every object is valid against the Kubernetes and prometheus-operator schemas and has no unknown field', () => {
     expect(objects.flatMap(schemaErrors)).toEqual([]);
@@ -413,9 +416,9 @@ describe.each(ENTRY_POINTS)('deploy/%s', (entry) => {
     expect(sm.metadata.namespace).toBe(svc.metadata.namespace);
   });
 
-  it('the ServiceMonitor keeps the exporter\'s labels, names the instance by node and scrapes every 15-30 s', () => {
+  it('the ServiceMonitor keeps the exporter\'s labels (dcgm-compat: renames them exported_*), names the instance by node and scrapes every 15-30 s', () => {
     const ep = (only(objects, 'ServiceMonitor').spec.endpoints as Obj[])[0]!;
-    expect(ep.honorLabels).toBe(true);
+    expect(ep.honorLabels).toBe(!dcgmCompat);
     expect(['15s', '30s']).toContain(ep.interval);
     const rl = ((ep.relabelings ?? []) as Obj[]).find((r) => r.targetLabel === 'instance');
     expect(rl?.sourceLabels).toEqual(['__meta_kubernetes_pod_node_name']);
@@ -463,7 +466,8 @@ describe.each(ENTRY_POINTS)('deploy/%s', (entry) => {
     expect(requests.cpu).toBeDefined();
     expect(quantityBytes(requests.memory!)).toBeLessThanOrEqual(quantityBytes(limits.memory!));
     // README benchmark: ~76 MB resident, +40 MB with --kubernetes.pod-metadata.
-    expect(quantityBytes(requests.memory!)).toBeGreaterThanOrEqual((cfg().podMetadata ? 120 : 80) * 1e6);
+    // The Kubernetes client (pod metadata, DRA or both: one library, loaded once) adds ~40 MB.
+    expect(quantityBytes(requests.memory!)).toBeGreaterThanOrEqual((cfg().podMetadata || cfg().kubernetesDra ? 120 : 80) * 1e6);
     expect(quantityBytes(limits.memory!)).toBeGreaterThanOrEqual(160 * 1e6);
   });
 
@@ -494,24 +498,85 @@ describe.each(ENTRY_POINTS)('deploy/%s', (entry) => {
     expect(pod.hostPID ?? false).toBe(perProcess);
   });
 
-  it('Kubernetes API access only with pod metadata: token, RBAC to list and watch pods, nothing else', () => {
+  it('Kubernetes API access only with pod metadata or DRA: token, RBAC to list and watch pods, to get, list and watch ResourceSlices, nothing else', () => {
     expect(cfg().podMetadata).toBe(podLabels);
-    expect(pod.automountServiceAccountToken).toBe(podLabels);
+    expect(cfg().kubernetesDra).toBe(dra);
+    expect(args.filter((a) => a.startsWith('--kubernetes.dra')), 'the DRA flag').toEqual(dra ? ['--kubernetes.dra=true'] : []);
+    expect(pod.automountServiceAccountToken).toBe(podLabels || dra);
     const sa = only(objects, 'ServiceAccount');
     expect(pod.serviceAccountName).toBe(sa.metadata.name);
+    expect(sa.automountServiceAccountToken, 'the pod spec, not the service account, turns the token on').toBe(false);
     const bindings = objects.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding');
-    if (!podLabels) {
-      expect(bindings).toEqual([]);
-      expect(cfg().podLabelAllowlist).toBeUndefined();
-      return;
+    if (podLabels) expect(cfg().podLabelAllowlist?.test('app')).toBe(true);
+    else expect(cfg().podLabelAllowlist).toBeUndefined();
+    // Every binding binds the exporter's service account to a ClusterRole the manifests create.
+    const granted: Obj[] = [];
+    for (const b of bindings) {
+      expect(b.kind, b.metadata.name).toBe('ClusterRoleBinding');
+      expect(b.subjects, b.metadata.name).toEqual([{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace }]);
+      expect(b.roleRef.apiGroup).toBe('rbac.authorization.k8s.io');
+      const role = objects.find((o) => o.kind === b.roleRef.kind && o.metadata.name === b.roleRef.name);
+      expect(role, `the ClusterRole bound by ${b.metadata.name}`).toBeDefined();
+      granted.push(...(role!.rules as Obj[]));
     }
-    expect(cfg().podLabelAllowlist?.test('app')).toBe(true);
-    expect(bindings).toHaveLength(1);
-    const b = bindings[0]!;
-    expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace }]);
-    const role = objects.find((o) => o.kind === b.roleRef.kind && o.metadata.name === b.roleRef.name);
-    expect(role, 'the bound ClusterRole').toBeDefined();
-    expect(role!.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] }]);
+    expect(objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').length, 'no role without a binding').toBe(bindings.length);
+    const expected: Obj[] = [];
+    if (podLabels) expected.push({ apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] });
+    if (dra) expected.push({ apiGroups: ['resource.k8s.io'], resources: ['resourceslices'], verbs: ['get', 'list', 'watch'] });
+    const key = (r: Obj): string => JSON.stringify(r);
+    expect(granted.map(key).sort()).toEqual(expected.map(key).sort());
+  });
+});
+
+describe('deploy/overlays/dra and deploy/overlays/full: DRA ResourceSlices', () => {
+  const roleOf = (objects: Obj[], name: string): Obj | undefined => objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === name);
+
+  it('the DRA ClusterRole grants exactly get, list and watch on resourceslices in resource.k8s.io, and is bound to the exporter', () => {
+    for (const entry of ['overlays/dra', 'overlays/full']) {
+      const { objects } = rendered.get(entry)!;
+      const role = roleOf(objects, 'kube-gpu-exporter-dra');
+      expect(role, entry).toBeDefined();
+      expect(role!.rules, entry).toEqual([{ apiGroups: ['resource.k8s.io'], resources: ['resourceslices'], verbs: ['get', 'list', 'watch'] }]);
+      expect(role!.aggregationRule, entry).toBeUndefined();
+      const binding = objects.find((o) => o.kind === 'ClusterRoleBinding' && o.roleRef.name === 'kube-gpu-exporter-dra');
+      expect(binding?.subjects, entry).toEqual([{ kind: 'ServiceAccount', name: 'kube-gpu-exporter', namespace: 'gpu-monitoring' }]);
+    }
+  });
+
+  it('--kubernetes.dra=true is in the args once, beside pod metadata in full, with the other args kept', () => {
+    const base = exporterContainer(only(rendered.get('.')!.objects, 'DaemonSet')).args as string[];
+    const draArgs = exporterContainer(only(rendered.get('overlays/dra')!.objects, 'DaemonSet')).args as string[];
+    expect(draArgs).toEqual([...base, '--kubernetes.dra=true']);
+    const full = exporterContainer(only(rendered.get('overlays/full')!.objects, 'DaemonSet')).args as string[];
+    expect(full.filter((a) => a === '--kubernetes.dra=true')).toHaveLength(1);
+    expect(full.filter((a) => a === '--kubernetes.pod-metadata=true')).toHaveLength(1);
+    expect(full.slice(0, base.length)).toEqual(base);
+    expect(full.filter((a) => a.startsWith('--path.'))).toHaveLength(2);
+  });
+
+  it('full has both the pod-metadata and the DRA RBAC, the token mounted and one memory request for both', () => {
+    const { objects } = rendered.get('overlays/full')!;
+    expect(roleOf(objects, 'kube-gpu-exporter-pod-metadata')?.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] }]);
+    expect(roleOf(objects, 'kube-gpu-exporter-dra')?.rules).toEqual([{ apiGroups: ['resource.k8s.io'], resources: ['resourceslices'], verbs: ['get', 'list', 'watch'] }]);
+    expect(objects.filter((o) => o.kind === 'ClusterRoleBinding').map((b) => b.roleRef.name).sort()).toEqual(['kube-gpu-exporter-dra', 'kube-gpu-exporter-pod-metadata']);
+    const ds = only(objects, 'DaemonSet');
+    expect(ds.spec.template.spec.automountServiceAccountToken).toBe(true);
+    const request = (e: string): string => exporterContainer(only(rendered.get(e)!.objects, 'DaemonSet')).resources.requests.memory as string;
+    // The same client library for both: one +40 MB, whichever component comes last.
+    expect(request('overlays/full')).toBe(request('overlays/pod-labels'));
+    expect(request('overlays/dra')).toBe(request('overlays/pod-labels'));
+    expect(quantityBytes(request('overlays/dra'))).toBeGreaterThan(quantityBytes(request('.')));
+  });
+});
+
+describe('deploy/overlays/dcgm-compat: dcgm-exporter\'s honorLabels: false', () => {
+  it('is the base with only the ServiceMonitor\'s honorLabels turned off', () => {
+    const base = rendered.get('.')!.objects;
+    const compat = rendered.get('overlays/dcgm-compat')!.objects;
+    expect(compat.map(idOf)).toEqual(base.map(idOf));
+    const expected = structuredClone(base);
+    (only(expected, 'ServiceMonitor').spec.endpoints as Obj[])[0]!.honorLabels = false;
+    expect(compat).toEqual(expected);
   });
 });
 
