@@ -11,6 +11,7 @@ import { NvmlBinding } from '../src/native/nvml-binding.js';
 import { NODE_FLAGS } from '../src/node-flags.js';
 import { Ticker } from '../src/sampler/tick.js';
 import { repoRoot, simulatedNode } from '../src/sim/harness.js';
+import { migNodeDraPods, migNodeSim } from '../src/sim/mig-node.js';
 import { startSimulatedPods } from '../src/sim/simulated-pods.js';
 
 /**
@@ -22,8 +23,10 @@ import { startSimulatedPods } from '../src/sim/simulated-pods.js';
  * first after a new sample (it renders that sample), exporter CPU per scrape and per sampling tick
  * (measured in a child process of this script, with the same node flags, on the same simulated
  * node), CPU per second idle (no scrapes) and with one scrape every 15 s, bytes per scrape, and
- * resident memory before and after the scrapes; then, for the 8x H100 node, whether memory stays
- * flat over a second round of scrapes.
+ * resident memory before and after the scrapes, and how long the last refresh of the kubelet's
+ * device map took; then, for the 8x H100 node, whether memory stays flat over a second round of
+ * scrapes. `h100x8-mig7-dra` (in the default list) is the MIG node with 1,000 DRA claims, written
+ * to a temporary directory by src/sim/mig-node.ts, its ResourceSlice on a fake API server.
  */
 const SCRAPES = Number(process.env.BENCH_SCRAPES ?? 10_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
@@ -34,7 +37,22 @@ const SCRAPED_MS = Number(process.env.BENCH_SCRAPED_MS ?? 30_000);
 const SCRAPE_EVERY_MS = Number(process.env.BENCH_SCRAPE_EVERY_MS ?? 15_000);
 /** Scrapes that each come just after a new sample, so each renders it. */
 const COLD_SCRAPES = Number(process.env.BENCH_COLD_SCRAPES ?? 10);
-const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'workstation,h100x8,h100x8-mig7').split(',');
+const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'workstation,h100x8,h100x8-mig7,h100x8-mig7-dra').split(',');
+/** Scenarios generated for the benchmark rather than shipped. */
+const GENERATED: Record<string, () => { sim: string; pods: string }> = {
+  'h100x8-mig7-dra': () => ({ sim: migNodeSim(), pods: migNodeDraPods() }),
+};
+
+/** The scenario file to run: a shipped name, or a generated scenario written to a temporary directory. */
+function scenarioFile(name: string): string {
+  const make = GENERATED[name];
+  if (!make) return name;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kge-bench-scn-'));
+  const { sim, pods } = make();
+  writeFileSync(path.join(dir, `${name}.sim`), sim);
+  writeFileSync(path.join(dir, `${name}.pods.json`), pods);
+  return path.join(dir, `${name}.sim`);
+}
 /** The node whose memory is watched over a second round of scrapes. */
 const FLATNESS_SCENARIO = 'h100x8';
 
@@ -69,6 +87,7 @@ if (process.argv[2] === '--tick-cpu') {
 interface TickFigures {
   tickCpuMs: number;
   slowReadCpuMs: number;
+  kubeletRefreshMs: number | undefined;
   gpus: number;
   migInstances: number;
 }
@@ -150,6 +169,7 @@ interface NodeRun {
   gzipBytes: number;
   tickCpuMs: number;
   slowReadCpuMs: number;
+  kubeletRefreshMs: number | undefined;
   idleCpuPerSecond: number;
   scrapedCpuPerSecond: number;
   coldScrapeMs: number[];
@@ -158,9 +178,10 @@ interface NodeRun {
 }
 
 async function runNode(scenario: string): Promise<NodeRun> {
-  const node = simulatedNode(scenario);
-  const tick = await tickCpu(scenario);
-  const pods = await startSimulatedPods(node.statePath);
+  const file = scenarioFile(scenario);
+  const node = simulatedNode(file);
+  const tick = await tickCpu(file);
+  const pods = await startSimulatedPods(node.statePath, { nodeName: 'bench-node' });
   const exporter = await startChild(
     [...nodeFlags, path.join(root, 'dist/src/main.js'), '--web.listen-address=127.0.0.1:0', '--log.level=info', ...pods.flags],
     { KGE_NVML_LIBRARY: node.libraryPath, KGE_SIM_STATE: node.statePath, NODE_NAME: 'bench-node' },
@@ -168,6 +189,14 @@ async function runNode(scenario: string): Promise<NodeRun> {
   );
   const pid = exporter.child.pid!;
   await new Promise((r) => setTimeout(r, 2500)); // first samples and the first kubelet refresh
+  if (pods.resourceApi) {
+    // the slice watch loads the Kubernetes client first: wait until every DRA claim is resolved
+    for (let i = 0; i < 100; i++) {
+      const text = await (await fetch(`http://127.0.0.1:${exporter.port}/metrics`)).text();
+      if (text.includes('kube_gpu_exporter_dra_up 1') && text.includes('kube_gpu_exporter_dra_unresolved_devices 0')) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
   const idleCpu0 = cpuMs(pid);
   await new Promise((r) => setTimeout(r, IDLE_MS));
   const idleCpuPerSecond = (cpuMs(pid) - idleCpu0) / (IDLE_MS / 1000);
@@ -187,6 +216,7 @@ async function runNode(scenario: string): Promise<NodeRun> {
   coldScrapeMs.sort((a, b) => a - b);
 
   const body = Buffer.from(await (await fetch(`http://127.0.0.1:${exporter.port}/metrics`)).text());
+  const refresh = /^kube_gpu_exporter_kubelet_refresh_duration_seconds (\S+)$/m.exec(body.toString());
   const bodyFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'kge-bench-')), 'metrics.txt');
   writeFileSync(bodyFile, body);
   const floorScript = `const b=require('fs').readFileSync(${JSON.stringify(bodyFile)});const s=require('http').createServer((q,r)=>{r.setHeader('Content-Type','text/plain; version=0.0.4; charset=utf-8');r.end(b)});s.listen(0,'127.0.0.1',()=>console.log('port '+s.address().port));`;
@@ -212,7 +242,7 @@ async function runNode(scenario: string): Promise<NodeRun> {
   return {
     scenario, gpus: tick.gpus, migInstances: tick.migInstances, pods: pods.scenario.pods.length,
     exp, bare, bytes: body.length, gzipBytes: gzipSync(body).length,
-    tickCpuMs: tick.tickCpuMs, slowReadCpuMs: tick.slowReadCpuMs, idleCpuPerSecond, scrapedCpuPerSecond, coldScrapeMs, cpuPerScrapeMs,
+    tickCpuMs: tick.tickCpuMs, slowReadCpuMs: tick.slowReadCpuMs, kubeletRefreshMs: refresh ? Number(refresh[1]) * 1000 : undefined, idleCpuPerSecond, scrapedCpuPerSecond, coldScrapeMs, cpuPerScrapeMs,
     rss: { before, after, ...(afterSecondRound !== undefined ? { afterSecondRound } : {}) },
   };
 }
@@ -222,7 +252,7 @@ for (const s of SCENARIOS) runs.push(await runNode(s));
 agent.destroy();
 
 const ms = (xs: number[], p: number) => percentile(xs, p).toFixed(2);
-const header = ['node', 'scrape p50 / p99 ms', 'floor p50 / p99 ms', 'p99 ratio', 'first scrape after a sample p50 / max ms', 'CPU ms / scrape', 'CPU ms / tick', 'idle CPU ms / s', 'CPU ms / s scraped every 15 s', 'bytes / scrape (gzip)', 'RSS MB before / after'];
+const header = ['node', 'scrape p50 / p99 ms', 'floor p50 / p99 ms', 'p99 ratio', 'first scrape after a sample p50 / max ms', 'CPU ms / scrape', 'CPU ms / tick', 'idle CPU ms / s', 'CPU ms / s scraped every 15 s', 'bytes / scrape (gzip)', 'RSS MB before / after', 'kubelet refresh ms'];
 const rows = runs.map((r) => [
   `${r.scenario}: ${r.gpus} GPU${r.gpus === 1 ? '' : 's'}${r.migInstances ? `, ${r.migInstances} MIG` : ''}, ${r.pods} pods`,
   `${ms(r.exp, 50)} / ${ms(r.exp, 99)}`,
@@ -235,6 +265,7 @@ const rows = runs.map((r) => [
   r.scrapedCpuPerSecond.toFixed(1),
   `${r.bytes.toLocaleString('en-US')} (${r.gzipBytes.toLocaleString('en-US')})`,
   `${r.rss.before.toFixed(1)} / ${r.rss.after.toFixed(1)}`,
+  r.kubeletRefreshMs === undefined ? '-' : r.kubeletRefreshMs.toFixed(1),
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';

@@ -123,20 +123,27 @@ export class Attributor {
         const k = allocationKey(r);
         holdersOfAllocation.set(k, (holdersOfAllocation.get(k) ?? 0) + 1);
       }
-      out.set(
-        uuid,
-        list.map((r) => {
-          const a = r.allocation;
-          const h: DeviceHolder = this.withMetadata({ namespace: a.namespace, pod: a.pod, container: a.container });
-          h.dra = { claimName: a.claimName, claimNamespace: a.claimNamespace, driver: a.driver, pool: a.pool, device: a.device };
-          if (r.isMig) {
-            if (r.migProfile !== undefined) h.dra.migProfile = r.migProfile;
-            h.dra.migUuid = r.uuid;
-          }
-          if (deviceShare !== undefined) h.share = deviceShare / holdersOfAllocation.size / holdersOfAllocation.get(allocationKey(r))!;
-          return h;
-        }),
-      );
+      // a container holding several shares of the device through one claim is one holder (one label set), with their sum
+      const holders = new Map<string, DeviceHolder>();
+      for (const r of list) {
+        const a = r.allocation;
+        const share = deviceShare === undefined ? undefined : deviceShare / holdersOfAllocation.size / holdersOfAllocation.get(allocationKey(r))!;
+        const key = `${a.namespace}\u0000${a.pod}\u0000${a.container}\u0000${a.claimNamespace}\u0000${a.claimName}`;
+        const known = holders.get(key);
+        if (known) {
+          if (known.share !== undefined && share !== undefined) known.share += share;
+          continue;
+        }
+        const h: DeviceHolder = this.withMetadata({ namespace: a.namespace, pod: a.pod, container: a.container });
+        h.dra = { claimName: a.claimName, claimNamespace: a.claimNamespace, driver: a.driver, pool: a.pool, device: a.device };
+        if (r.isMig) {
+          if (r.migProfile !== undefined) h.dra.migProfile = r.migProfile;
+          h.dra.migUuid = r.uuid;
+        }
+        if (share !== undefined) h.share = share;
+        holders.set(key, h);
+      }
+      out.set(uuid, [...holders.values()]);
     }
     return out;
   }

@@ -119,6 +119,7 @@ interface PodsFileContainer {
   name: string;
   devices?: Record<string, string[]>;
   pids?: number[];
+  claims?: string[];
 }
 interface PodsFilePod {
   namespace: string;
@@ -148,4 +149,32 @@ export function migNodePods(): string {
   for (let i = 0; pods.length < MIG_NODE_PODS; i++) pods.push(otherPod(i));
   const comment = 'Pods on the simulated node h100x8-mig7.sim: one per MIG instance, 944 without a GPU. Written by src/sim/mig-node.ts.';
   return `{\n  "comment": ${JSON.stringify(comment)},\n  "pods": [\n${pods.map((p) => `    ${JSON.stringify(p)}`).join(',\n')}\n  ]\n}\n`;
+}
+
+/**
+ * The same node with 1,000 DRA claims (for the benchmark): each MIG instance allocated to its
+ * pod through a claim of NVIDIA's driver, and each of the 944 other pods holding a claim of
+ * another DRA driver (a NIC), which the exporter reads and leaves out.
+ */
+export function migNodeDraPods(): string {
+  const devices: string[] = [];
+  const claims: Record<string, unknown[]> = {};
+  const pods: PodsFilePod[] = [];
+  for (let g = 0; g < MIG_NODE_GPUS; g++) {
+    for (let s = 0; s < MIG_NODE_SLOTS; s++) {
+      const h = migHolder(g, s);
+      const claim = `${h.namespace}/${h.pod}-mig`;
+      devices.push(`mig:${g}.${s}`);
+      claims[claim] = [`mig:${g}.${s}`];
+      pods.push({ namespace: h.namespace, name: h.pod, containers: [{ name: h.container, claims: [claim], pids: [migProcessPid(g, s)] }] });
+    }
+  }
+  for (let i = 0; pods.length < MIG_NODE_PODS; i++) {
+    const pod = otherPod(i);
+    const claim = `${pod.namespace}/${pod.name}-nic`;
+    claims[claim] = [{ device: `nic-${i % 64}`, driver: 'nic.example.com' }];
+    pod.containers[0]!.claims = [claim];
+    pods.push(pod);
+  }
+  return JSON.stringify({ comment: 'h100x8-mig7 with 1,000 DRA claims, written by src/sim/mig-node.ts for the benchmark.', dra: { devices, claims }, pods }, null, 1) + '\n';
 }

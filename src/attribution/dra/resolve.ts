@@ -30,7 +30,8 @@ interface MigOfSample {
  * - `type` gpu: the device's `uuid` attribute, a GPU of this sample;
  * - `type` mig: its `uuid` (the MIG instance, not its parent); without one (the driver's
  *   DynamicMIG mode) the one instance of `profile` on the GPU `parentUUID`, when NVML shows
- *   exactly one such instance, else unresolved;
+ *   exactly one such instance and no other such device of that parent and profile is
+ *   allocated (else it could be either), else unresolved;
  * - any other type (`vfio` passthrough, ...): not an NVML device on this host, ignored.
  * An allocation whose device no slice publishes (the slice not seen yet, or DRA watching
  * off) is unresolved, and resolves at a later render once the slice arrives.
@@ -50,11 +51,22 @@ export function resolveDraAllocations(allocations: readonly DraAllocation[], loo
     }
     migsOfParent.set(gpu.uuid, list);
   }
+  const devices = allocations.map((a) => lookup?.(a.driver, a.pool, a.device));
+  // DynamicMIG devices (no uuid) allocated per parent GPU and profile: two of them cannot be told apart
+  const dynamicMig = new Map<string, Set<string>>();
+  for (const d of devices) {
+    if (d?.type !== 'mig' || d.uuid) continue;
+    const k = `${d.parentUuid}\u0000${d.profile}`;
+    let names = dynamicMig.get(k);
+    if (!names) dynamicMig.set(k, (names = new Set()));
+    names.add(`${d.pool}\u0000${d.name}`);
+  }
   const resolved: ResolvedDraAllocation[] = [];
   const unresolved = new Set<string>();
-  for (const a of allocations) {
-    const device = lookup?.(a.driver, a.pool, a.device);
-    const target = device ? deviceOf(device, gpus, migs, migsOfParent) : undefined;
+  for (const [i, a] of allocations.entries()) {
+    const device = devices[i];
+    const ambiguous = device?.type === 'mig' && !device.uuid && (dynamicMig.get(`${device.parentUuid}\u0000${device.profile}`)?.size ?? 0) > 1;
+    const target = device && !ambiguous ? deviceOf(device, gpus, migs, migsOfParent) : undefined;
     if (target === 'ignored') continue;
     if (!target) {
       unresolved.add(`${a.driver}\u0000${a.pool}\u0000${a.device}`);

@@ -83,14 +83,14 @@ export function parseSlice(obj: unknown): ParsedSlice {
   const pool = isObject(spec.pool) ? spec.pool : undefined;
   const poolName = typeof pool?.name === 'string' ? pool.name : '';
   if (!poolName) throw new SliceShapeError(name, 'no spec.pool.name');
-  const generation = Number(pool?.generation ?? 0);
-  if (!Number.isSafeInteger(generation) || generation < 0) throw new SliceShapeError(name, `spec.pool.generation ${JSON.stringify(pool?.generation)} is not a non-negative integer`);
+  const generation = pool?.generation ?? 0;
+  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) throw new SliceShapeError(name, `spec.pool.generation ${JSON.stringify(pool?.generation)} is not a non-negative integer`);
   const devices: DraDevice[] = [];
   for (const d of Array.isArray(spec.devices) ? spec.devices : []) {
     if (!isObject(d) || typeof d.name !== 'string' || !d.name) continue;
     const attrs = isObject(d.attributes) ? d.attributes : isObject(d.basic) && isObject(d.basic.attributes) ? d.basic.attributes : {};
-    const device: DraDevice = { driver, pool: poolName, name: d.name, type: attribute(attrs, driver, 'type') ?? '' };
     const uuid = attribute(attrs, driver, 'uuid');
+    const device: DraDevice = { driver, pool: poolName, name: d.name, type: attribute(attrs, driver, 'type') ?? typeFromUuid(uuid) };
     if (uuid) device.uuid = uuid;
     const parentUuid = attribute(attrs, driver, 'parentUUID');
     if (parentUuid) device.parentUuid = parentUuid;
@@ -99,6 +99,13 @@ export function parseSlice(obj: unknown): ParsedSlice {
     devices.push(device);
   }
   return { name, driver, nodeName: typeof spec.nodeName === 'string' ? spec.nodeName : '', pool: poolName, generation, devices };
+}
+
+/** A device published without `type`: what its UUID says it is (`GPU-...`, `MIG-...`), else nothing. */
+function typeFromUuid(uuid: string | undefined): string {
+  if (uuid?.startsWith('GPU-')) return 'gpu';
+  if (uuid?.startsWith('MIG-')) return 'mig';
+  return '';
 }
 
 function deviceKey(driver: string, pool: string, name: string): string {
