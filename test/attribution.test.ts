@@ -136,7 +136,7 @@ describe('kubelet faults', () => {
     await waitFor(async () => (await fetch(`${exp.url}/readyz`)).status === 200, 15_000, 'readyz');
     let text = await scrape(exp.url);
     expect(seriesOf(text, 'kube_gpu_exporter_kubelet_up')[0]?.value).toBe(0);
-    expect(seriesOf(text, 'DCGM_FI_DEV_GPU_TEMP').every((s) => s.labels.pod === undefined)).toBe(true);
+    expect(seriesOf(text, 'DCGM_FI_DEV_GPU_TEMP').every((s) => !s.labels.pod)).toBe(true);
     expect(exp.logs().filter((l) => l.includes('kubelet pod resources not answering')).length).toBe(1); // logged once, not per retry
     const { listResponse, allocatableResponse, loadKubeletScenario } = await import('../src/sim/kubelet-scenario.js');
     const scenario = loadKubeletScenario(node.statePath)!;

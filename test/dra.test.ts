@@ -53,7 +53,7 @@ describe('pods on devices allocated through DRA', () => {
       const t = await scrape(exp.url);
       return t.includes('kube_gpu_exporter_dra_up 1') && gauge(t, 'kube_gpu_exporter_dra_unresolved_devices') === 0 ? t : undefined;
     }, 20_000, 'DRA devices resolved');
-    expect(promtoolFindings(text, 'dcgm')).toEqual([]);
+    expect(await promtoolFindings(text, 'dcgm')).toEqual([]);
 
     const gpu0 = seriesOf(text, 'DCGM_FI_DEV_GPU_UTIL').find((s) => s.labels.gpu === '0')!;
     expect(gpu0.labels).toMatchObject({
@@ -95,7 +95,7 @@ describe('pods on devices allocated through DRA', () => {
     let text = await scrape(exp.url);
     expect(gauge(text, 'kube_gpu_exporter_dra_up')).toBe(0);
     expect(gauge(text, 'kube_gpu_exporter_dra_unresolved_devices')).toBe(7);
-    expect(seriesOf(text, 'DCGM_FI_DEV_GPU_UTIL').find((s) => s.labels.gpu === '0')!.labels.pod).toBeUndefined();
+    expect(seriesOf(text, 'DCGM_FI_DEV_GPU_UTIL').find((s) => s.labels.gpu === '0')!.labels.pod).toBe('');
     await waitFor(() => exp.logs().some((l) => l.includes('DRA slices unavailable')), 20_000, 'the failed start logged');
     await api.resume();
     await waitFor(async () => (await scrape(exp.url)).includes('kube_gpu_exporter_dra_up 1'), 20_000, 'watch in sync');
@@ -117,7 +117,7 @@ describe('pods on devices allocated through DRA', () => {
       return gauge(t, 'kube_gpu_exporter_dra_unresolved_devices') === 7 ? t : undefined;
     }, 15_000, 'unresolved devices counted');
     expect(seriesOf(text, 'kube_gpu_exporter_dra_up')).toEqual([]);
-    expect(seriesOf(text, 'DCGM_FI_DEV_GPU_UTIL').find((s) => s.labels.gpu === '0')!.labels.pod).toBeUndefined();
+    expect(seriesOf(text, 'DCGM_FI_DEV_GPU_UTIL').find((s) => s.labels.gpu === '0')!.labels.pod).toBe('');
     // the device-plugin GPU still has its pod
     expect(seriesOf(text, 'DCGM_FI_DEV_GPU_UTIL').find((s) => s.labels.gpu === '2')!.labels.pod).toBe('vision-finetune-7c9f4');
     // several kubelet refreshes later: still one line
@@ -143,7 +143,7 @@ describe('pods on devices allocated through DRA', () => {
       const t = await scrape(exp.url);
       return t.includes('kube_gpu_exporter_dra_up 1') && gauge(t, 'kube_gpu_exporter_dra_unresolved_devices') === 0 && t.includes('odd-ns') ? t : undefined;
     }, 20_000, 'odd claim resolved');
-    expect(promtoolFindings(text, 'dcgm')).toEqual([]);
+    expect(await promtoolFindings(text, 'dcgm')).toEqual([]);
     const gpu5 = seriesOf(text, 'DCGM_FI_DEV_GPU_UTIL').filter((s) => s.labels.gpu === '5');
     expect(gpu5).toHaveLength(1);
     // label values as written in the exposition: quote, backslash and newline escaped

@@ -181,6 +181,31 @@ describe('render stage', () => {
 });
 
 describe('rendering on demand', () => {
+  it('a scrape is answered when the sample newest at its arrival is served, even while every render is slower than the sampling', async () => {
+    const { logger } = capturingLogger();
+    const cache = new ScrapeCache();
+    const built: number[] = [];
+    let at = 1000;
+    // each render notes a newer sample before it ends, as a 100 ms sampling interval does to a 150 ms render
+    const slow: FamilyBuilder = {
+      name: 'slow',
+      build: async (ctx) => {
+        built.push(ctx.sample!.takenAtMs);
+        const t = (at += 1000);
+        stage.invalidate(() => ctxOf(sampleOf([gpu(0, {})], t)));
+        await new Promise((r) => setImmediate(r));
+        return [];
+      },
+    };
+    const stage: RenderStage = new RenderStage([slow, ...familyBuilders()], cache, logger);
+    stage.invalidate(() => ctxOf(sampleOf([gpu(0, {})], 1000)));
+    await stage.fresh();
+    expect(built).toEqual([1000]);
+    // the sample noted during that render is rendered by the next scrape, which then resolves
+    await stage.fresh();
+    expect(built).toEqual([1000, 2000]);
+  });
+
   it('a sample only marks the exposition out of date; the next scrape renders it once, however many scrapes wait', async () => {
     const { logger } = capturingLogger();
     const cache = new ScrapeCache();

@@ -66,7 +66,7 @@ describe.each(SCENARIOS)('scenario %s', (scenario) => {
       await new Promise((r) => setTimeout(r, 450));
       const text = await scrape(exp.url);
 
-      expect(promtoolFindings(text, scheme)).toEqual([]);
+      expect(await promtoolFindings(text, scheme)).toEqual([]);
 
       for (const f of GPU_FAMILIES) if (seriesOf(text, familyName(f, scheme).name).length > 0) seenFamilies.add(`${scheme}:${f.source}`);
       for (const f of Object.values(POD_FAMILIES)) if (seriesOf(text, f.name).length > 0) seenFamilies.add(`${scheme}:${f.name}`);

@@ -68,9 +68,9 @@ export function holderPairs(h: DeviceHolder): Pairs {
   return pairs;
 }
 
-/** One label string per series of a device: one per holding container, or one without pod labels. */
-export function deviceLabelSets(base: Pairs, holders: readonly DeviceHolder[]): string[] {
-  if (holders.length === 0) return [labelString(base)];
+/** One label string per series of a device: one per holding container, or one with the `unheld` pod labels. */
+export function deviceLabelSets(base: Pairs, holders: readonly DeviceHolder[], unheld: Pairs = []): string[] {
+  if (holders.length === 0) return [labelString(unheld.length ? [...base, ...unheld] : base)];
   return holders.map((h) => labelString([...base, ...holderPairs(h)]));
 }
 

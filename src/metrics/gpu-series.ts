@@ -6,7 +6,7 @@ import { deviceError, type RenderContext } from './render-context.js';
 
 /** Builds every GPU family from one sample. Families with no series are dropped. */
 export function buildGpuFamilies(ctx: RenderContext): RenderFamily[] {
-  const { sample, scheme, attribution, devices } = ctx;
+  const { sample, scheme, attribution, devices, unheld } = ctx;
   if (!sample) return [];
   /** A device's values, its label sets (one per holder), and label sets with one more pair (label dimensions). */
   type DeviceSet = { uuid: string; values: Values; labels: string[]; withPair: (name: string, value: string) => string[] };
@@ -14,7 +14,7 @@ export function buildGpuFamilies(ctx: RenderContext): RenderFamily[] {
   const migSets: DeviceSet[] = [];
   const deviceSet = (values: Values, base: Pairs, uuid: string): DeviceSet => {
     const holders = attribution.holdersOf(uuid);
-    return { uuid, values, labels: deviceLabelSets(base, holders), withPair: (name, value) => deviceLabelSets([...base, [name, value]], holders) };
+    return { uuid, values, labels: deviceLabelSets(base, holders, unheld), withPair: (name, value) => deviceLabelSets([...base, [name, value]], holders, unheld) };
   };
   const info: RenderFamily = { name: INFO_FAMILIES.gpu.name, type: 'gauge', help: INFO_FAMILIES.gpu.help, series: [] };
   const migInfo: RenderFamily = { name: INFO_FAMILIES.mig.name, type: 'gauge', help: INFO_FAMILIES.mig.help, series: [] };

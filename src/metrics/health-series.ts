@@ -19,7 +19,7 @@ export function buildHealthFamilies(ctx: RenderContext): RenderFamily[] {
   if (!sample) return [];
   const labelsOf = (uuid: string, extra: Pairs = []): string[] => {
     const base = devices.get(uuid);
-    return base ? deviceLabelSets([...base, ...extra], attribution.holdersOf(uuid)) : [];
+    return base ? deviceLabelSets([...base, ...extra], attribution.holdersOf(uuid), ctx.unheld) : [];
   };
   const migUuid = (parent: string, gi?: number, ci?: number): string => {
     if (gi === undefined) return parent;

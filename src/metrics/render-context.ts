@@ -2,7 +2,7 @@ import { NO_ATTRIBUTION, type SampleAttribution } from '../attribution/attributi
 import type { EventCounts } from '../events/event-tally.js';
 import type { SeenGpu } from '../health/seen-gpus.js';
 import type { NodeSample } from '../sample.js';
-import { deviceLabelPairs, type HostnameLabel, type Pairs } from './device-labels.js';
+import { deviceLabelPairs, podPairs, type HostnameLabel, type Pairs } from './device-labels.js';
 import type { NamingScheme } from './families.js';
 
 /** The kubelet side, when pod attribution is on. */
@@ -47,6 +47,12 @@ export interface RenderContext {
   readonly attribution: SampleAttribution;
   /** Identity label pairs by UUID: every GPU and MIG instance of the sample, and each GPU seen earlier that is missing now. */
   readonly devices: ReadonlyMap<string, Pairs>;
+  /**
+   * Pod labels of a device nobody holds: empty `container`, `namespace`, `pod` when pod
+   * attribution is on (as dcgm-exporter writes them), so that a Prometheus scraping with
+   * honor_labels does not fill them in with the exporter pod's own target labels; none otherwise.
+   */
+  readonly unheld: Pairs;
   /** GPUs seen since start by index, each with whether it answered in this sample. */
   readonly seenGpus: readonly SeenGpu[];
   readonly events: EventCounts;
@@ -87,6 +93,7 @@ export function renderContext(input: RenderContextInput): RenderContext {
     sample,
     attribution: input.attribution ?? NO_ATTRIBUTION,
     devices: sample ? deviceLabelPairs(sample.gpus, missing, sample.driverVersion, scheme, hostname, input.hostnameLabel) : new Map(),
+    unheld: input.exporter?.kubelet ? podPairs(undefined) : [],
     seenGpus,
     events: input.events ?? NO_EVENTS,
     scheme,

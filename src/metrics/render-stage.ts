@@ -111,7 +111,9 @@ export class StepGuard {
  * A sample only marks the cache out of date (invalidate); the first scrape after it renders
  * (fresh), and every scrape meanwhile waits for that one render. One render runs at a time;
  * samples that arrive meanwhile coalesce into the newest, so a slow render never queues up work,
- * and a failed one never blocks those after it.
+ * and a failed one never blocks those after it. A scrape waits for the sample that was newest
+ * when it came, not for every later one: renders slower than the sampling interval would
+ * otherwise keep it waiting for ever.
  */
 export class RenderStage {
   readonly guard: StepGuard;
@@ -119,6 +121,11 @@ export class RenderStage {
   private lastContext: RenderContext | undefined;
   private pending: (() => RenderContext) | undefined;
   private running: Promise<void> | undefined;
+  /** Contexts noted so far, and the number of the newest one served. */
+  private noted = 0;
+  private served = 0;
+  /** Scrapes waiting for the context numbered `upTo` (or a newer one) to be served. */
+  private waiters: { upTo: number; resolve: () => void }[] = [];
 
   constructor(
     private readonly builders: readonly FamilyBuilder[],
@@ -137,7 +144,7 @@ export class RenderStage {
    * when the newest context asked for so far is served; never rejects.
    */
   render(context: () => RenderContext): Promise<void> {
-    this.pending = context;
+    this.invalidate(context);
     return this.fresh();
   }
 
@@ -147,21 +154,34 @@ export class RenderStage {
    */
   invalidate(context: () => RenderContext): void {
     this.pending = context;
+    this.noted++;
   }
 
-  /** Resolves once the newest context noted so far is served (at once when it already is); never rejects. */
+  /** Resolves once the context that is newest now is served (at once when it already is); never rejects. */
   fresh(): Promise<void> {
-    if (!this.pending && !this.running) return Promise.resolve();
+    const upTo = this.noted;
+    if (this.served >= upTo) return Promise.resolve();
+    const served = new Promise<void>((resolve) => this.waiters.push({ upTo, resolve }));
     this.running ??= this.drain();
-    return this.running;
+    return served;
   }
 
+  /** Renders the newest pending context while a scrape waits for one; samples nobody waits for stay unrendered. */
   private async drain(): Promise<void> {
     try {
-      while (this.pending) {
+      while (this.pending && this.waiters.length > 0) {
         const next = this.pending;
+        const upTo = this.noted;
         this.pending = undefined;
-        await this.renderOnce(next);
+        try {
+          await this.renderOnce(next);
+        } finally {
+          // a failed render is served too: its steps kept their last good output
+          this.served = upTo;
+          const still: { upTo: number; resolve: () => void }[] = [];
+          for (const w of this.waiters) (w.upTo <= upTo ? w.resolve : () => still.push(w))();
+          this.waiters = still;
+        }
       }
     } finally {
       this.running = undefined;

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, mkdtempSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { simulatedNode, type SimulatedNode } from '../../src/sim/harness.js';
@@ -103,9 +104,21 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | 
   }
 }
 
+/**
+ * GET /metrics on a connection of its own (no keep-alive): a pooled connection the exporter
+ * closed as idle while the test was busy would otherwise fail the next request at random.
+ */
 export async function scrape(url: string, headers: Record<string, string> = {}): Promise<string> {
-  const res = await fetch(`${url}/metrics`, { headers });
-  return res.text();
+  if (!url.startsWith('http:')) return (await fetch(`${url}/metrics`, { headers })).text();
+  return new Promise<string>((resolve, reject) => {
+    const req = http.get(`${url}/metrics`, { headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
 }
 
 /** Parses text exposition into name{labels} -> value, skipping comments. */

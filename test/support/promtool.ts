@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { NamingScheme } from '../../src/metrics/families.js';
 
 /**
@@ -10,15 +10,18 @@ const DCGM_SCHEME_FINDINGS = [/ label names should be written in 'snake_case' no
 /**
  * What `promtool check metrics` says about an exposition: parse errors and lint findings, one
  * a line, except the findings the naming scheme intends. An empty list: the text is valid.
+ * Asynchronous, so that the test's own servers (fake kubelet, fake API server) and its HTTP
+ * connections keep being served while promtool reads a large exposition.
  */
-export function promtoolFindings(text: string | Buffer, scheme: NamingScheme = 'dcgm'): string[] {
-  let out: string;
-  try {
-    out = execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string };
-    out = `${e.stdout ?? ''}${e.stderr ?? ''}`;
-  }
+export async function promtoolFindings(text: string | Buffer, scheme: NamingScheme = 'dcgm'): Promise<string[]> {
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = execFile('promtool', ['check', 'metrics'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      // promtool exits 1 when it has findings: those are the answer, not a failure to run it
+      if (err && typeof (err as { code?: unknown }).code !== 'number') reject(err);
+      else resolve(`${stdout}${stderr}`);
+    });
+    child.stdin!.end(text);
+  });
   return out
     .split('\n')
     .filter((l) => l.trim())

@@ -104,6 +104,8 @@ const SKIPPED_EXPORTER: { key: ExporterFamilyKey; why: string }[] = [
   { key: 'kubeletUnknownDevices', why: 'no kubelet in this check' },
   { key: 'eventWatchRestarts', why: SELF_REPORT },
   { key: 'podMetadataSynced', why: 'off by default (--kubernetes.pod-metadata)' },
+  { key: 'draUp', why: 'off by default (--kubernetes.dra)' },
+  { key: 'draUnresolvedDevices', why: 'no kubelet in this check' },
   { key: 'webConfigReloadOk', why: 'no --web.config.file in this check' },
   { key: 'webConfigLastSuccess', why: 'no --web.config.file in this check' },
   { key: 'buildInfo', why: 'the exporter\'s version; not a GPU reading' },
