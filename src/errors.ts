@@ -13,6 +13,8 @@ export const ERROR_CODES = {
   KGE_FLAG_UNEXPECTED_ARGUMENT: (arg: string) => `unexpected argument ${JSON.stringify(arg)}: flags start with -- (see --help)`,
   KGE_WEB_CONFIG_INVALID: (file: string, detail: string) => `web config ${file}: ${detail}`,
   KGE_DCGM_COUNTERS_INVALID: (flag: string, file: string, detail: string) => `${flag} ${/^[\x21-\x7e]*$/.test(file) ? file : JSON.stringify(file)}: ${detail}`,
+  KGE_MAX_LABELS_TOO_LOW: (flag: string, value: number, needed: number, scheme: string) =>
+    `${flag}=${value} is below the ${needed} labels a device series of the ${scheme} scheme can carry without pod labels (name, device, MIG instance, event, pod, replica and DRA labels)`,
   KGE_WEB_CONFIG_TLS_SWITCH: (file: string, serving: 'HTTP' | 'HTTPS') =>
     `web config ${file}: turning TLS on or off needs a restart (the listener serves ${serving}); keeping the last good config`,
 } as const;

@@ -73,6 +73,7 @@ export class Exporter {
   private readonly seen: SeenGpus;
   private readonly attributor: Attributor;
   private lastAttribution: SampleAttribution = NO_ATTRIBUTION;
+  private podLabelsDropLogged = false;
   private readonly podMetadata: PodMetadataWatcher | undefined;
   readonly draSlices: DraSliceWatcher | undefined;
 
@@ -140,7 +141,7 @@ export class Exporter {
     const { config } = this.opts;
     const attribution = sample ? this.stage.guard.run(ATTRIBUTION_STEP, () => this.attributor.attribute(sample), this.lastAttribution) : NO_ATTRIBUTION;
     this.lastAttribution = attribution;
-    return renderContext({
+    const ctx = renderContext({
       sample,
       scheme: config.naming,
       hostname: config.nodeName,
@@ -149,7 +150,16 @@ export class Exporter {
       seenGpus: this.seen.all(),
       events: this.events?.tally ?? NO_EVENTS,
       exporter: this.status(),
+      maxLabels: config.metricsMaxLabels,
     });
+    if (ctx.droppedPodLabels > 0 && !this.podLabelsDropLogged) {
+      this.podLabelsDropLogged = true;
+      this.opts.logger.warn(
+        { maxLabels: config.metricsMaxLabels, dropped: ctx.droppedPodLabels },
+        'pod labels dropped to keep series within --metrics.max-labels (the last in name order first; counted in kube_gpu_exporter_pod_labels_dropped): narrow --kubernetes.pod-labels or raise the budget',
+      );
+    }
+    return ctx;
   }
 
   private status(): ExporterStatus {

@@ -125,6 +125,7 @@ describe('flags', () => {
       [['--kubernetes.pod-labels=team'], {}],
       [['--web.read-header-timeout=1m', '--web.request-timeout=30s'], {}],
       [['--dcgm.counters=/nonexistent/counters.csv'], {}],
+      [['--metrics.max-labels=10'], {}],
     ];
     for (const [argv, env] of inputs) produced.add(errorOf(() => parseFlags(argv, env)).code);
     // the web config file's codes

@@ -132,3 +132,70 @@ describe('the running exporter', () => {
     }
   });
 });
+
+describe('--metrics.max-labels', () => {
+  it('refuses a budget below the labels a device series carries without pod labels, naming the flag', () => {
+    const err = errorOf(() => parseFlags(['--metrics.max-labels=23'], {}));
+    expect(err.code).toBe('KGE_MAX_LABELS_TOO_LOW');
+    expect(err.message).toBe('--metrics.max-labels=23 is below the 24 labels a device series of the dcgm scheme can carry without pod labels (name, device, MIG instance, event, pod, replica and DRA labels)');
+    expect((parseFlags(['--metrics.max-labels=20', '--naming=prometheus'], {}) as { config: Config }).config.metricsMaxLabels).toBe(20);
+    expect(errorOf(() => parseFlags(['--metrics.max-labels=x'], {})).code).toBe('KGE_FLAG_INVALID');
+  });
+
+  it('keeps every series within the budget: pod labels past it dropped last-in-name-order first, counted, logged once', { timeout: 60_000 }, async () => {
+    const { mkdtempSync: tmp, writeFileSync: write } = await import('node:fs');
+    const { FakeApiServer } = await import('./support/fake-apiserver.js');
+    const { simulatedNode } = await import('../src/sim/harness.js');
+    const { startSimulatedPods } = await import('../src/sim/simulated-pods.js');
+    const { startExporterProcess, waitFor } = await import('./support/exporter-process.js');
+    const node = simulatedNode('h100x8');
+    const pods = await startSimulatedPods(node.statePath);
+    const api = await FakeApiServer.start({ defaultNodeName: 'golden-node' });
+    const stops: (() => Promise<unknown>)[] = [() => pods.stop(), () => api.close()];
+    try {
+      // 20 allowlisted labels per pod: more than 30 leave room for on any device series
+      const labels = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${String(i).padStart(2, '0')}`, `v${i}`]));
+      for (const p of pods.scenario.pods) api.addPod({ namespace: p.namespace, name: p.name, uid: p.uid, labels });
+      const kubeconfig = path.join(tmp(path.join(os.tmpdir(), 'kge-budget-')), 'kubeconfig');
+      write(
+        kubeconfig,
+        JSON.stringify({
+          apiVersion: 'v1', kind: 'Config', 'current-context': 'fake',
+          clusters: [{ name: 'fake', cluster: { server: api.url, 'insecure-skip-tls-verify': true } }],
+          users: [{ name: 'fake', user: {} }],
+          contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
+        }),
+      );
+      const exp = await startExporterProcess({
+        library: node.libraryPath,
+        statePath: node.statePath,
+        args: [...pods.flags, '--sample-interval=200ms', '--kubernetes.pod-metadata=true', '--kubernetes.pod-labels=k.*', `--kubernetes.kubeconfig=${kubeconfig}`],
+      });
+      stops.unshift(() => exp.stop());
+      const text = await waitFor(async () => {
+        const t = await scrape(exp.url);
+        return t.includes('kube_gpu_exporter_kubelet_up 1') && t.includes('kube_gpu_exporter_pod_metadata_synced 1') && t.includes('label_k00="v0"') ? t : undefined;
+      }, 30_000, 'pod labels on the series');
+      let widest = 0;
+      for (const line of text.split('\n')) {
+        if (!line || line.startsWith('#')) continue;
+        const n = 1 + [...line.matchAll(/[{,]([a-zA-Z_][a-zA-Z0-9_]*)="/g)].length;
+        widest = Math.max(widest, n);
+      }
+      expect(widest).toBe(30); // the budget is used to the full, never passed
+      // each series keeps the pod labels first in name order that fit beside its own labels (the
+      // metric name, the device's, two for a family's own dimensions, the holder's): a whole GPU
+      // 30 - (1 + 7 + 2 + 4) = 16, a replica of the shared GPU 4 (vgpu) 15, a MIG instance 14
+      const util = seriesOf(text, 'gpu_busy_seconds_total');
+      const keys = (s: { labels: Record<string, string> }) => Object.keys(s.labels).filter((k) => k.startsWith('label_'));
+      const first = (n: number) => Array.from({ length: n }, (_, i) => `label_k${String(i).padStart(2, '0')}`);
+      expect(keys(util.find((s) => s.labels.gpu === '0')!)).toEqual(first(16));
+      expect(keys(util.find((s) => s.labels.gpu === '4' && s.labels.vgpu !== undefined)!)).toEqual(first(15));
+      expect(keys(util.find((s) => s.labels.gpu === '7' && s.labels.GPU_I_ID !== undefined && s.labels.pod)!)).toEqual(first(14));
+      expect(seriesOf(text, 'kube_gpu_exporter_pod_labels_dropped')[0]!.value).toBeGreaterThan(0);
+      expect(exp.logs().filter((l) => l.includes('--metrics.max-labels'))).toHaveLength(1);
+    } finally {
+      for (const stop of stops) await stop();
+    }
+  });
+});

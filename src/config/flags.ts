@@ -3,6 +3,7 @@ import { COLLECTORS } from '../collectors/index.js';
 import { exporterError } from '../errors.js';
 import { readDcgmCounters, type DcgmCounters } from './dcgm-counters.js';
 import { NAMING_SCHEMES, type NamingScheme } from '../metrics/families.js';
+import { MIN_SERIES_LABELS } from '../metrics/label-budget.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -21,6 +22,8 @@ export interface Config {
   /** Families to export, by name in either scheme (undefined: all). */
   metricsInclude: RegExp | undefined;
   metricsExclude: RegExp | undefined;
+  /** Most labels a series may carry, its name counted; pod labels beyond it are dropped. */
+  metricsMaxLabels: number;
   /** dcgm-exporter's counters file: DCGM families limited to its fields. */
   dcgmCounters: DcgmCounters | undefined;
   /** The node label's name in the dcgm scheme: dcgm-exporter's Hostname, or hostname as its newer releases write it. */
@@ -200,6 +203,12 @@ export const FLAGS = [
     parse: parseAnchoredRegex,
   }),
   define({
+    flag: '--metrics.max-labels', env: 'KGE_METRICS_MAX_LABELS', key: 'metricsMaxLabels', defaultText: '30',
+    accepts: `a whole number from the labels a device series carries without pod labels (${MIN_SERIES_LABELS.dcgm} in the dcgm scheme, ${MIN_SERIES_LABELS.prometheus} in the prometheus scheme) to 1000`,
+    help: "Most labels a series carries, its name counted (Mimir's and Grafana Cloud's default limit is 30): pod labels copied from pod metadata beyond it are dropped, last in name order first",
+    parse: wholeNumber(1, 1000),
+  }),
+  define({
     flag: '--dcgm.counters', env: 'KGE_DCGM_COUNTERS', key: 'dcgmCounters', defaultText: '(all)',
     accepts: "a path to dcgm-exporter's counters CSV (DCGM_FI_FIELD, gauge|counter|label, help)",
     help: "Export only the DCGM fields the file lists, read unchanged from dcgm-exporter's counters file; fields the exporter does not have are logged once; families without a DCGM field are not affected",
@@ -286,6 +295,7 @@ export function defaultConfig(): Config {
     naming: 'dcgm',
     metricsInclude: undefined,
     metricsExclude: undefined,
+    metricsMaxLabels: 30,
     dcgmCounters: undefined,
     dcgmHostnameLabel: 'Hostname',
     logLevel: 'info',
@@ -372,6 +382,9 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
   if (config.webReadHeaderTimeoutMs > config.webRequestTimeoutMs) throw exporterError('KGE_FLAG_CONFLICT', '--web.read-header-timeout', '--web.request-timeout');
   if (config.podLabelAllowlist && !config.podMetadata) throw exporterError('KGE_FLAG_REQUIRES', '--kubernetes.pod-labels', '--kubernetes.pod-metadata=true');
+  if (config.metricsMaxLabels < MIN_SERIES_LABELS[config.naming]) {
+    throw exporterError('KGE_MAX_LABELS_TOO_LOW', '--metrics.max-labels', config.metricsMaxLabels, MIN_SERIES_LABELS[config.naming], config.naming);
+  }
   return { kind: 'run', config };
 }
 

@@ -35,7 +35,9 @@ export function buildExporterFamilies(ctx: RenderContext): RenderFamily[] {
     out.push(family(F.eventWatchUp, [{ labels: '', value: status.eventWatch.up ? 1 : 0 }]), family(F.eventWatchRestarts, [{ labels: '', value: status.eventWatch.restarts }]));
   }
   if (status.draSynced !== undefined) out.push(family(F.draUp, [{ labels: '', value: status.draSynced ? 1 : 0 }]));
-  if (status.podMetadataSynced !== undefined) out.push(family(F.podMetadataSynced, [{ labels: '', value: status.podMetadataSynced ? 1 : 0 }]));
+  if (status.podMetadataSynced !== undefined) {
+    out.push(family(F.podMetadataSynced, [{ labels: '', value: status.podMetadataSynced ? 1 : 0 }]), family(F.podLabelsDropped, [{ labels: '', value: ctx.droppedPodLabels }]));
+  }
   if (status.webConfig) {
     out.push(
       family(F.webConfigReloadOk, [{ labels: '', value: status.webConfig.lastReloadSuccessful ? 1 : 0 }]),

@@ -4,6 +4,7 @@ import type { SeenGpu } from '../health/seen-gpus.js';
 import type { NodeSample } from '../sample.js';
 import { deviceLabelPairs, podPairs, type HostnameLabel, type Pairs } from './device-labels.js';
 import type { NamingScheme } from './families.js';
+import { budgetAttribution } from './label-budget.js';
 
 /** The kubelet side, when pod attribution is on. */
 export interface KubeletSeriesStatus {
@@ -53,6 +54,8 @@ export interface RenderContext {
    * honor_labels does not fill them in with the exporter pod's own target labels; none otherwise.
    */
   readonly unheld: Pairs;
+  /** Pod labels left off to keep series within --metrics.max-labels (see label-budget.ts). */
+  readonly droppedPodLabels: number;
   /** GPUs seen since start by index, each with whether it answered in this sample. */
   readonly seenGpus: readonly SeenGpu[];
   readonly events: EventCounts;
@@ -72,6 +75,8 @@ export interface RenderContextInput {
   seenGpus?: readonly SeenGpu[];
   events?: EventCounts;
   exporter?: ExporterStatus;
+  /** --metrics.max-labels; no budget when left out. */
+  maxLabels?: number;
 }
 
 /** Counts of a node where no event was seen (the event watch off, or nothing happened). */
@@ -89,10 +94,13 @@ export function renderContext(input: RenderContextInput): RenderContext {
   const { sample, scheme, hostname } = input;
   const seenGpus = input.seenGpus ?? (sample?.gpus ?? []).map((g) => ({ gpu: g, answering: true }));
   const missing = seenGpus.filter((s) => !s.answering).map((s) => s.gpu);
+  const devices = sample ? deviceLabelPairs(sample.gpus, missing, sample.driverVersion, scheme, hostname, input.hostnameLabel) : new Map<string, Pairs>();
+  const budgeted = budgetAttribution(input.attribution ?? NO_ATTRIBUTION, devices, input.maxLabels ?? Infinity);
   return {
     sample,
-    attribution: input.attribution ?? NO_ATTRIBUTION,
-    devices: sample ? deviceLabelPairs(sample.gpus, missing, sample.driverVersion, scheme, hostname, input.hostnameLabel) : new Map(),
+    attribution: budgeted.attribution,
+    droppedPodLabels: budgeted.droppedPodLabels,
+    devices,
     unheld: input.exporter?.kubelet ? podPairs(undefined) : [],
     seenGpus,
     events: input.events ?? NO_EVENTS,

@@ -105,6 +105,7 @@ const SKIPPED_EXPORTER: { key: ExporterFamilyKey; why: string }[] = [
   { key: 'eventWatchRestarts', why: SELF_REPORT },
   { key: 'podMetadataSynced', why: 'off by default (--kubernetes.pod-metadata)' },
   { key: 'draUp', why: 'off by default (--kubernetes.dra)' },
+  { key: 'podLabelsDropped', why: 'off by default (--kubernetes.pod-metadata)' },
   { key: 'draUnresolvedDevices', why: 'no kubelet in this check' },
   { key: 'webConfigReloadOk', why: 'no --web.config.file in this check' },
   { key: 'webConfigLastSuccess', why: 'no --web.config.file in this check' },
