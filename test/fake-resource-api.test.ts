@@ -229,7 +229,7 @@ async function within<T>(promise: Promise<T>, what: string, ms = 5000): Promise<
   }
 }
 
-/** A KubeConfig for a plain-HTTP server URL, built the way src/attribution/pod-metadata.ts does. */
+/** A KubeConfig for a plain-HTTP server URL, built the way src/attribution/kube/kube-config.ts does. */
 function kubeConfigFor(api: FakeResourceApi): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   kc.loadFromOptions({

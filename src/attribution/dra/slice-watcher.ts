@@ -119,9 +119,12 @@ export class DraSliceWatcher {
         ...(this.#opts.watchTimeoutSeconds !== undefined ? { watchTimeoutSeconds: this.#opts.watchTimeoutSeconds } : {}),
       },
     );
+    // set before the first list, so that a stop() meanwhile aborts it
+    this.#listWatch = listWatch;
     try {
       await listWatch.start();
     } catch (err) {
+      if (this.#listWatch === listWatch) this.#listWatch = undefined;
       throw new Error(`DRA slices: cannot list ResourceSlices (${version}) of node "${this.#opts.nodeName}" from ${kube.server}: ${describeKubeError(err, `needs list and watch on resourceslices in ${RESOURCE_GROUP}`)}`, {
         cause: err,
       });
@@ -130,7 +133,6 @@ export class DraSliceWatcher {
       await listWatch.stop();
       return;
     }
-    this.#listWatch = listWatch;
     this.#version = version;
     this.#log.info({ node: this.#opts.nodeName, server: kube.server, version: `${RESOURCE_GROUP}/${version}`, slices: this.inventory.sliceCount, devices: this.inventory.devices().length }, "DRA: watching this node's ResourceSlices");
   }
