@@ -17,6 +17,7 @@ import { DASHBOARDS_DIR } from '../dashboards/build.js';
 import { buildRules } from '../deploy/rules/build.js';
 import { podLabelName } from '../src/attribution/pod-metadata.js';
 import { simulatedNode } from '../src/sim/harness.js';
+import { writeFakeKubeconfig } from '../src/sim/kubeconfig.js';
 import { startSimulatedPods, type SimulatedPods } from '../src/sim/simulated-pods.js';
 import { FakeApiServer } from './support/fake-apiserver.js';
 import { ROOT, scrape, seriesOf, startExporterProcess, waitFor, type RunningExporter } from './support/exporter-process.js';
@@ -113,16 +114,7 @@ describe.runIf(prometheusInstalled)('a Prometheus agent scraping the demo node r
         },
       });
     }
-    const kubeconfig = path.join(dir, 'kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1', kind: 'Config', 'current-context': 'fake',
-        clusters: [{ name: 'fake', cluster: { server: api.url, 'insecure-skip-tls-verify': true } }],
-        users: [{ name: 'fake', user: {} }],
-        contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
-      }),
-    );
+    const kubeconfig = writeFakeKubeconfig(dir, api.url);
     const labels = shippedPodLabelAllowlist();
     allowlist = new RegExp(`^(?:${labels})$`);
     exporter = await startExporterProcess({

@@ -143,7 +143,8 @@ describe('--metrics.max-labels', () => {
   });
 
   it('keeps every series within the budget: pod labels past it dropped last-in-name-order first, counted, logged once', { timeout: 60_000 }, async () => {
-    const { mkdtempSync: tmp, writeFileSync: write } = await import('node:fs');
+    const { mkdtempSync: tmp } = await import('node:fs');
+    const { writeFakeKubeconfig } = await import('../src/sim/kubeconfig.js');
     const { FakeApiServer } = await import('./support/fake-apiserver.js');
     const { simulatedNode } = await import('../src/sim/harness.js');
     const { startSimulatedPods } = await import('../src/sim/simulated-pods.js');
@@ -156,16 +157,7 @@ describe('--metrics.max-labels', () => {
       // 20 allowlisted labels per pod: more than 30 leave room for on any device series
       const labels = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${String(i).padStart(2, '0')}`, `v${i}`]));
       for (const p of pods.scenario.pods) api.addPod({ namespace: p.namespace, name: p.name, uid: p.uid, labels });
-      const kubeconfig = path.join(tmp(path.join(os.tmpdir(), 'kge-budget-')), 'kubeconfig');
-      write(
-        kubeconfig,
-        JSON.stringify({
-          apiVersion: 'v1', kind: 'Config', 'current-context': 'fake',
-          clusters: [{ name: 'fake', cluster: { server: api.url, 'insecure-skip-tls-verify': true } }],
-          users: [{ name: 'fake', user: {} }],
-          contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
-        }),
-      );
+      const kubeconfig = writeFakeKubeconfig(tmp(path.join(os.tmpdir(), 'kge-budget-')), api.url);
       const exp = await startExporterProcess({
         library: node.libraryPath,
         statePath: node.statePath,

@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createFakeHost, cgroupV2Systemd, hostCgroup, type FakeHost } from './fake-host.js';
 import { FakeKubelet } from './fake-kubelet.js';
 import { FakeResourceApi } from './fake-resource-api.js';
+import { writeFakeKubeconfig } from './kubeconfig.js';
 import { allocatableResponse, draSliceSpecs, listResponse, loadKubeletScenario, type KubeletScenario } from './kubelet-scenario.js';
 
 /** The pods side of a simulated node: a fake kubelet and a fake host /proc + /var/log tree. */
@@ -39,25 +40,6 @@ function writeHost(host: FakeHost, scenario: KubeletScenario, previous: KubeletS
   for (const pid of scenario.hostPids) host.addProcess({ pid, cgroup: hostCgroup('/user.slice/user-1000.slice/session-4.scope') });
 }
 
-/** A kubeconfig that points the exporter's Kubernetes client at a fake API server, without credentials. */
-function writeKubeconfig(dir: string, server: string): string {
-  const file = path.join(dir, 'kubeconfig.yaml');
-  writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      // the client refuses plain HTTP unless TLS verification is off
-      `clusters: [{name: sim, cluster: {server: "${server}", insecure-skip-tls-verify: true}}]`,
-      'users: [{name: sim, user: {}}]',
-      'contexts: [{name: sim, context: {cluster: sim, user: sim}}]',
-      'current-context: sim',
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
-
 export interface SimulatedPodsOptions {
   /** Node name of the DRA pool and slices (default: the host name, the exporter's default --node-name). */
   nodeName?: string;
@@ -81,7 +63,7 @@ export async function startSimulatedPods(statePath: string, opts: SimulatedPodsO
   if (scenario.dra) {
     resourceApi = await FakeResourceApi.start();
     for (const slice of draSliceSpecs(scenario, nodeName)) resourceApi.putSlice(slice);
-    flags.push('--kubernetes.dra=true', `--kubernetes.kubeconfig=${writeKubeconfig(dir, resourceApi.url)}`, `--node-name=${nodeName}`);
+    flags.push('--kubernetes.dra=true', `--kubernetes.kubeconfig=${writeFakeKubeconfig(dir, resourceApi.url)}`, `--node-name=${nodeName}`);
   }
   return {
     get scenario() {
