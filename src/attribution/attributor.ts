@@ -1,3 +1,4 @@
+import { compareText } from './compare-text.js';
 import type { GpuSample, NodeSample, ProcessSample } from '../sample.js';
 import type { ContainerUsage, DeviceHolder, PodIdentity, SampleAttribution } from './attribution.js';
 import type { DeviceClaim, DeviceMap } from './device-map.js';
@@ -154,14 +155,24 @@ export class Attributor {
     const m = meta.metadataOf(id.namespace, id.pod);
     if (!m) return id;
     id.podUid = m.uid;
+    id.podLabels = this.labelPairsOf(m.labels, meta);
+    return id;
+  }
+
+  /** Label pairs of a pod's labels, built once per labels object (the watcher keeps one while they do not change). */
+  private readonly labelPairs = new WeakMap<object, readonly (readonly [string, string])[]>();
+  private labelPairsOf(podLabels: Readonly<Record<string, string>>, meta: PodMetadataLookup): readonly (readonly [string, string])[] {
+    let pairs = this.labelPairs.get(podLabels);
+    if (pairs) return pairs;
     // keys that map to one label name (a.b, a_b) keep the first in key order: a series has each label once
     const labels = new Map<string, string>();
-    for (const k of Object.keys(m.labels).sort()) {
+    for (const k of Object.keys(podLabels).sort()) {
       const name = meta.labelName(k);
-      if (!labels.has(name)) labels.set(name, m.labels[k]!);
+      if (!labels.has(name)) labels.set(name, podLabels[k]!);
     }
-    id.podLabels = [...labels].sort((a, b) => a[0].localeCompare(b[0]));
-    return id;
+    pairs = [...labels].sort((a, b) => compareText(a[0], b[0]));
+    this.labelPairs.set(podLabels, pairs);
+    return pairs;
   }
 
   /**

@@ -1,3 +1,4 @@
+import { compareText } from './compare-text.js';
 import { NVIDIA_GPU_DRIVER } from './dra/slice-inventory.js';
 import type { AllocatableResourcesResponse, ContainerDevices, ListPodResourcesResponse } from './kubelet/podresources.js';
 
@@ -85,19 +86,19 @@ export function replicaCounts(allocatable: readonly ContainerDevices[]): Map<str
 
 function compareDra(a: DraAllocation, b: DraAllocation): number {
   return (
-    a.pool.localeCompare(b.pool) ||
-    a.device.localeCompare(b.device) ||
-    a.claimNamespace.localeCompare(b.claimNamespace) ||
-    a.claimName.localeCompare(b.claimName) ||
-    (a.shareId ?? '').localeCompare(b.shareId ?? '') ||
-    a.namespace.localeCompare(b.namespace) ||
-    a.pod.localeCompare(b.pod) ||
-    a.container.localeCompare(b.container)
+    compareText(a.pool, b.pool) ||
+    compareText(a.device, b.device) ||
+    compareText(a.claimNamespace, b.claimNamespace) ||
+    compareText(a.claimName, b.claimName) ||
+    compareText(a.shareId ?? '', b.shareId ?? '') ||
+    compareText(a.namespace, b.namespace) ||
+    compareText(a.pod, b.pod) ||
+    compareText(a.container, b.container)
   );
 }
 
 function compareClaims(a: DeviceClaim, b: DeviceClaim): number {
-  return a.namespace.localeCompare(b.namespace) || a.pod.localeCompare(b.pod) || a.container.localeCompare(b.container) || (a.replica ?? -1) - (b.replica ?? -1);
+  return compareText(a.namespace, b.namespace) || compareText(a.pod, b.pod) || compareText(a.container, b.container) || (a.replica ?? -1) - (b.replica ?? -1);
 }
 
 /**
