@@ -1,3 +1,4 @@
+import { COLLECTORS } from '../src/collectors/index.js';
 import { describe, expect, it } from 'vitest';
 import { helpText, parseDuration, parseFlags, parseListenAddress } from '../src/config/flags.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -126,6 +127,7 @@ describe('flags', () => {
       [['--web.read-header-timeout=1m', '--web.request-timeout=30s'], {}],
       [['--dcgm.counters=/nonexistent/counters.csv'], {}],
       [['--metrics.max-labels=10'], {}],
+      [['--no-collector.mig'], {}],
     ];
     for (const [argv, env] of inputs) produced.add(errorOf(() => parseFlags(argv, env)).code);
     // the web config file's codes
@@ -140,6 +142,20 @@ describe('flags', () => {
     expect(watcher.check()).toBe(false);
     produced.add((watcher.rejected as ExporterError).code);
     expect([...produced].sort()).toEqual(Object.keys(ERROR_CODES).sort());
+  });
+
+  it('refuses to turn a collector off while collectors that read its output stay on, and runs each after what it needs', () => {
+    const err = errorOf(() => parseFlags(['--no-collector.mig'], {}));
+    expect(err.code).toBe('KGE_COLLECTOR_NEEDED');
+    expect(err.message).toBe('--no-collector.mig: gpm and processes read what it collects (the MIG instances of each GPU); turn them off too (--no-collector.gpm --no-collector.processes) or keep mig on');
+    expect(errorOf(() => parseFlags(['--no-collector.mig', '--no-collector.gpm'], {})).message).toContain('processes reads what it collects');
+    expect(errorOf(() => parseFlags([], { KGE_COLLECTOR_MIG: 'false', KGE_COLLECTOR_GPM: 'false' })).code).toBe('KGE_COLLECTOR_NEEDED');
+    const ok = parseFlags(['--no-collector.mig', '--no-collector.gpm', '--no-collector.processes'], {});
+    expect(ok.kind === 'run' && ok.config.collectors.mig).toBe(false);
+    // a tick runs the collectors in list order: what one needs comes before it
+    COLLECTORS.forEach((c, i) => {
+      for (const need of c.needs ?? []) expect(COLLECTORS.findIndex((d) => d.name === need), `${c.name} needs ${need}`).toBeLessThan(i);
+    });
   });
 
   it('--help lists every flag and collector', () => {

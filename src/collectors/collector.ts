@@ -72,6 +72,12 @@ export interface Collector {
    * A slow collector must write nothing but `sample.values`.
    */
   readonly slow?: boolean;
+  /**
+   * Collectors whose output this one reads (e.g. the MIG instances the mig collector lists in
+   * `gpu.migDevices`): they run earlier in a tick (COLLECTORS is checked for that), and a flag
+   * set that turns one off while this one stays on is refused at start.
+   */
+  readonly needs?: readonly string[];
   collect(reader: ValueReader, gpu: GpuTarget): void;
   /**
    * Frees what the collector keeps in a GPU's state bag that NVML must release (e.g. GPM

@@ -227,6 +227,7 @@ function readInstance(reader: ValueReader, parent: Device, state: GpmState, mig:
  */
 export const gpmCollector: Collector = {
   name: 'gpm',
+  needs: ['mig'],
   defaultEnabled: true,
   description: 'Profiling metrics from NVML GPM (Hopper and later): graphics engine, SM, tensor, FP and DRAM activity per GPU and per MIG instance, PCIe and NVLink rates; each the average since the previous sample, at least 100 ms before (a shorter --sample-interval repeats the last average)',
   collect(reader, gpu) {

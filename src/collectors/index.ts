@@ -22,7 +22,6 @@ import { violationCollector } from './violation.js';
 export const COLLECTORS: readonly Collector[] = [
   migCollector,
   utilizationCollector,
-  // after mig: samples each MIG instance that collector found
   gpmCollector,
   memoryCollector,
   temperatureCollector,
@@ -39,9 +38,23 @@ export const COLLECTORS: readonly Collector[] = [
   memoryErrorsCollector,
   pcieErrorsCollector,
   nvlinkCollector,
-  // after mig: reads processes through the MIG handles that collector found
   processesCollector,
 ];
+
+/**
+ * Collectors a flag set turns off while others that need them stay on: each entry is the
+ * collector off and the ones on that read its output. Empty when the set is consistent.
+ */
+export function missingNeeds(enabled: Readonly<Record<string, boolean>>): { off: string; neededBy: string[] }[] {
+  const on = (c: Collector) => enabled[c.name] ?? c.defaultEnabled;
+  const out: { off: string; neededBy: string[] }[] = [];
+  for (const c of COLLECTORS) {
+    if (on(c)) continue;
+    const neededBy = COLLECTORS.filter((d) => on(d) && d.needs?.includes(c.name)).map((d) => d.name);
+    if (neededBy.length) out.push({ off: c.name, neededBy });
+  }
+  return out;
+}
 
 export function enabledCollectors(overrides: Readonly<Record<string, boolean>>): Collector[] {
   return COLLECTORS.filter((c) => overrides[c.name] ?? c.defaultEnabled);

@@ -55,6 +55,7 @@ export function migEnabled(reader: ValueReader, gpu: GpuTarget): boolean {
  */
 export const processesCollector: Collector = {
   name: 'processes',
+  needs: ['mig'],
   defaultEnabled: true,
   description: 'Running compute processes with their GPU memory and SM utilization (feeds per-pod usage)',
   collect(reader, gpu) {

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { COLLECTORS } from '../collectors/index.js';
+import { COLLECTORS, missingNeeds } from '../collectors/index.js';
 import { exporterError } from '../errors.js';
 import { readDcgmCounters, type DcgmCounters } from './dcgm-counters.js';
 import { NAMING_SCHEMES, type NamingScheme } from '../metrics/families.js';
@@ -382,6 +382,8 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
   if (config.webReadHeaderTimeoutMs > config.webRequestTimeoutMs) throw exporterError('KGE_FLAG_CONFLICT', '--web.read-header-timeout', '--web.request-timeout');
   if (config.podLabelAllowlist && !config.podMetadata) throw exporterError('KGE_FLAG_REQUIRES', '--kubernetes.pod-labels', '--kubernetes.pod-metadata=true');
+  const [missing] = missingNeeds(config.collectors);
+  if (missing) throw exporterError('KGE_COLLECTOR_NEEDED', missing.off, missing.neededBy);
   if (config.metricsMaxLabels < MIN_SERIES_LABELS[config.naming]) {
     throw exporterError('KGE_MAX_LABELS_TOO_LOW', '--metrics.max-labels', config.metricsMaxLabels, MIN_SERIES_LABELS[config.naming], config.naming);
   }
