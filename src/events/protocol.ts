@@ -1,11 +1,4 @@
-/** Messages between the main thread and the NVML event worker. */
-export interface EventWorkerInit {
-  libraryPath?: string;
-  driverRoot?: string;
-  /** Longest single wait; the worker checks for a stop request between waits. */
-  waitMs: number;
-}
-
+/** What the NVML event watch (on the sampling worker) reports to the main thread. */
 /** One NVML event, as plain data. */
 export interface GpuEvent {
   /** UUID of the physical GPU the event names ('' when it could not be read). */
@@ -27,8 +20,6 @@ export interface RegisteredGpu {
   /** Event type bits registered on this GPU. */
   types: number;
 }
-
-export type ToEventWorker = { type: 'stop' };
 
 export type FromEventWorker =
   | { type: 'ready'; registered: RegisteredGpu[]; skipped: { index: number; error: string }[] }

@@ -23,7 +23,6 @@ export type SamplerState = 'starting' | 'nvml-unavailable' | 'ready' | 'stopped'
 export class Sampler extends EventEmitter {
   state: SamplerState = 'starting';
   latest: NodeSample | undefined;
-  libraryPath: string | undefined;
   /** Last reason NVML could not be used (for /readyz and logs). */
   unavailableReason: string | undefined;
   /** Ticks skipped because the previous one was still running (a slow or hung NVML call). */
@@ -86,7 +85,6 @@ export class Sampler extends EventEmitter {
     switch (msg.type) {
       case 'init-result':
         if (msg.ok) {
-          this.libraryPath = msg.libraryPath;
           this.unavailableReason = undefined;
           this.state = 'ready';
           this.log.info({ library: msg.libraryPath, driverVersion: msg.driverVersion }, 'NVML initialised');
