@@ -30,10 +30,24 @@
  * Every request is recorded for assertions. Mutations take `{ notify: false }` to change the
  * store without any watch event (as if the events were lost or compacted away) — pair it with
  * {@link FakeResourceApi.expire} to force clients to relist.
+ *
+ * The list/watch machinery is shared with the pod fake (src/sim/fake-watch-store.ts); this module
+ * adds the routes, discovery, the field selector's fields and the per-version slice JSON.
  */
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import {
+  FakeWatchServer,
+  notFoundStatus,
+  parseFieldSelector,
+  statusObject,
+  type FailNextOptions,
+  type FakeRequest,
+  type MutationOptions,
+  type RecordedRequest,
+  type StoreView,
+} from './fake-watch-store.js';
+
+export type { FailNextOptions, MutationOptions, RecordedRequest } from './fake-watch-store.js';
 
 export type ResourceApiVersion = 'v1' | 'v1beta2' | 'v1beta1';
 
@@ -64,32 +78,6 @@ export interface FakeResourceApiOptions {
   port?: number;
 }
 
-export interface RecordedRequest {
-  method: string;
-  /** Path without the query string. */
-  path: string;
-  /** Decoded query parameters (last value wins). */
-  query: Record<string, string>;
-  watch: boolean;
-  /** Status code it was answered with. */
-  status: number;
-  headers: http.IncomingHttpHeaders;
-}
-
-export interface MutationOptions {
-  /** false: change the store and bump the resource version without emitting (or recording) a watch event. */
-  notify?: boolean;
-}
-
-export interface FailNextOptions {
-  /** Only watch requests (true), only list/get requests (false), or either (undefined). */
-  watch?: boolean;
-  /** Status `reason`; defaults to the usual one for the code. */
-  reason?: string;
-  /** true: fail discovery requests (`/apis...` above `resourceslices`) instead of slice requests. */
-  discovery?: boolean;
-}
-
 const GROUP = 'resource.k8s.io';
 const ALL_VERSIONS: readonly ResourceApiVersion[] = ['v1', 'v1beta2', 'v1beta1'];
 
@@ -101,33 +89,6 @@ interface StoredSlice {
   creationTimestamp: string;
 }
 
-interface HistoryEntry {
-  rv: number;
-  before: StoredSlice | undefined;
-  after: StoredSlice | undefined;
-}
-
-type SliceFilter = (slice: StoredSlice) => boolean;
-
-interface OpenWatch {
-  res: http.ServerResponse;
-  version: ResourceApiVersion;
-  matches: SliceFilter;
-  bookmarks: boolean;
-  timer: NodeJS.Timeout | undefined;
-  /** The resourceVersion the watch was opened from, for the 410 Status message. */
-  fromParam: string;
-}
-
-interface CannedError {
-  status: number;
-  message: string;
-  reason: string;
-  remaining: number;
-  watch: boolean | undefined;
-  discovery: boolean;
-}
-
 type Route =
   | { kind: 'groupList' }
   | { kind: 'group' }
@@ -135,66 +96,29 @@ type Route =
   | { kind: 'collection'; version: string }
   | { kind: 'item'; version: string; name: string };
 
-interface WatchEvent {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-  object: unknown;
-}
-
-/** Answers one request: status and JSON body. */
-type Reply = (status: number, body: unknown) => void;
-
-export class FakeResourceApi {
-  readonly requests: RecordedRequest[] = [];
-  /** How a watch from an expired resource version is refused. */
-  goneMode: 'event' | 'http' = 'event';
-
-  readonly #server: http.Server;
-  readonly #sockets = new Set<Socket>();
-  readonly #slices = new Map<string, StoredSlice>();
-  readonly #history: HistoryEntry[] = [];
-  readonly #watches = new Set<OpenWatch>();
+export class FakeResourceApi extends FakeWatchServer<StoredSlice> {
   readonly #served: readonly ResourceApiVersion[];
-  #rv: number;
-  /** Watches from a resource version older than this answer 410 Gone. */
-  #oldestWatchable = 0;
-  #cannedErrors: CannedError[] = [];
-  #port: number;
 
   private constructor(opts: FakeResourceApiOptions) {
+    super(
+      {
+        initialResourceVersion: opts.initialResourceVersion,
+        withResourceVersion: (s, resourceVersion) => ({ ...s, resourceVersion }),
+        compare: (a, b) => (a.spec.name < b.spec.name ? -1 : a.spec.name > b.spec.name ? 1 : 0),
+      },
+      opts.port ?? 0,
+    );
     this.#served = checkVersions(opts.servedVersions ?? [...ALL_VERSIONS]);
-    this.#rv = opts.initialResourceVersion ?? 1000;
-    this.#port = opts.port ?? 0;
-    this.#server = http.createServer((req, res) => this.#handle(req, res));
-    this.#server.on('connection', (socket) => {
-      this.#sockets.add(socket);
-      socket.on('close', () => this.#sockets.delete(socket));
-    });
   }
 
   /** Start listening on 127.0.0.1 (on a free port unless {@link FakeResourceApiOptions.port} is set). */
-  static async start(opts: FakeResourceApiOptions = {}): Promise<FakeResourceApi> {
-    const api = new FakeResourceApi(opts);
-    await api.#listen();
-    return api;
+  static start(opts: FakeResourceApiOptions = {}): Promise<FakeResourceApi> {
+    return new FakeResourceApi(opts).listen();
   }
 
-  /** Base URL, e.g. `http://127.0.0.1:41234`. */
-  get url(): string {
-    return `http://127.0.0.1:${this.#port}`;
-  }
-
+  /** The TCP port listened on (kept across {@link pause} and {@link resume}). */
   get port(): number {
-    return this.#port;
-  }
-
-  /** Latest resource version handed out. */
-  get resourceVersion(): string {
-    return String(this.#rv);
-  }
-
-  /** Watch streams currently open. */
-  get openWatchCount(): number {
-    return this.#watches.size;
+    return this.http.port;
   }
 
   /** Versions served, preferred first. */
@@ -204,59 +128,24 @@ export class FakeResourceApi {
 
   /** Add a slice (ADDED) or replace the one of the same name (MODIFIED; uid and creation time are kept). */
   putSlice(spec: FakeSliceSpec, opts: MutationOptions = {}): void {
-    const before = this.#slices.get(spec.name);
+    const before = this.store.get(spec.name);
     const after: StoredSlice = {
       spec: structuredClone(spec),
       uid: before?.uid ?? randomUUID(),
-      resourceVersion: ++this.#rv,
+      resourceVersion: this.store.nextResourceVersion(),
       creationTimestamp: before?.creationTimestamp ?? new Date().toISOString(),
     };
-    this.#slices.set(spec.name, after);
-    this.#changed(before, after, opts);
+    this.store.put(spec.name, after, opts);
   }
 
   /** Delete a slice (DELETED). Throws when there is none of that name. */
   deleteSlice(name: string, opts: MutationOptions = {}): void {
-    const before = this.#slices.get(name);
-    if (!before) throw new Error(`fake resource api: no ResourceSlice ${JSON.stringify(name)}`);
-    this.#slices.delete(name);
-    ++this.#rv;
-    this.#changed(before, undefined, opts);
+    if (!this.store.remove(name, opts)) throw new Error(`fake resource api: no ResourceSlice ${JSON.stringify(name)}`);
   }
 
   /** The stored slices (copies), by name. */
   slices(): FakeSliceSpec[] {
-    return this.#sortedSlices().map((s) => structuredClone(s.spec));
-  }
-
-  /** Send a BOOKMARK carrying the current resource version to watches that allow bookmarks. */
-  bookmark(): void {
-    for (const w of this.#watches) {
-      if (!w.bookmarks) continue;
-      const object = { apiVersion: groupVersion(w.version), kind: 'ResourceSlice', metadata: { resourceVersion: String(this.#rv) } };
-      writeEvent(w.res, { type: 'BOOKMARK', object });
-    }
-  }
-
-  /**
-   * Forget the event history: watches from any version up to now answer 410 Gone from now on.
-   * Open watches get an `ERROR` 410 event (goneMode 'event') or are just closed (goneMode 'http',
-   * so the client's reconnect is the request answered with HTTP 410).
-   */
-  expire(): void {
-    this.#oldestWatchable = this.#rv;
-    this.#history.length = 0;
-    for (const w of [...this.#watches]) {
-      if (this.goneMode === 'event') writeEvent(w.res, { type: 'ERROR', object: goneStatus(w.fromParam) });
-      this.#endWatch(w);
-    }
-  }
-
-  /** End every open watch stream cleanly (as the server does on timeout or restart). Returns how many. */
-  closeWatches(): number {
-    const n = this.#watches.size;
-    for (const w of [...this.#watches]) this.#endWatch(w);
-    return n;
+    return this.store.values().map((s) => structuredClone(s.spec));
   }
 
   /**
@@ -265,112 +154,30 @@ export class FakeResourceApi {
    * fails discovery requests instead.
    */
   failNext(times: number, status: number, message: string, opts: FailNextOptions = {}): void {
-    if (times <= 0) return;
-    this.#cannedErrors.push({
-      status,
-      message,
-      reason: opts.reason ?? reasonFor(status),
-      remaining: times,
-      watch: opts.watch,
-      discovery: opts.discovery ?? false,
-    });
+    this.http.failNext(times, status, message, opts);
   }
 
   /** Stop accepting connections (close listener and every open socket) — the API server is down. */
   async pause(): Promise<void> {
-    this.#dropWatches();
-    await this.#stopListening();
+    this.store.dropWatches();
+    await this.http.stop();
   }
 
   /** Listen again on the same port, with the same store and history. */
   async resume(): Promise<void> {
-    if (!this.#server.listening) await this.#listen();
-  }
-
-  /** Stop listening, end open watches and drop every connection. */
-  async close(): Promise<void> {
-    for (const w of [...this.#watches]) this.#endWatch(w);
-    await this.#stopListening();
-  }
-
-  // --- listener ---------------------------------------------------------------
-
-  async #listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#port, '127.0.0.1', () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
-    this.#port = (this.#server.address() as AddressInfo).port;
-  }
-
-  async #stopListening(): Promise<void> {
-    if (!this.#server.listening) return;
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    for (const socket of this.#sockets) socket.destroy();
-    await closed;
-  }
-
-  /** Forget open watches without ending their streams: their sockets are about to be destroyed. */
-  #dropWatches(): void {
-    for (const w of this.#watches) if (w.timer) clearTimeout(w.timer);
-    this.#watches.clear();
-  }
-
-  // --- store and watch delivery -------------------------------------------------
-
-  #sortedSlices(): StoredSlice[] {
-    return [...this.#slices.values()].sort((a, b) => (a.spec.name < b.spec.name ? -1 : a.spec.name > b.spec.name ? 1 : 0));
-  }
-
-  #changed(before: StoredSlice | undefined, after: StoredSlice | undefined, opts: MutationOptions): void {
-    if (opts.notify === false) return;
-    this.#history.push({ rv: this.#rv, before, after });
-    for (const w of this.#watches) this.#deliver(w, before, after, this.#rv);
-  }
-
-  /** Send the event one change means to one watch, seen through its selector. */
-  #deliver(w: OpenWatch, before: StoredSlice | undefined, after: StoredSlice | undefined, rv: number): void {
-    const was = before !== undefined && w.matches(before);
-    const is = after !== undefined && w.matches(after);
-    if (was && is) writeEvent(w.res, { type: 'MODIFIED', object: toObject(after, w.version) });
-    else if (!was && is) writeEvent(w.res, { type: 'ADDED', object: toObject(after, w.version) });
-    else if (was && !is) {
-      // A deletion (or a slice leaving the selector) carries the last state with the change's resource version.
-      writeEvent(w.res, { type: 'DELETED', object: toObject({ ...(after ?? before), resourceVersion: rv }, w.version) });
-    }
-  }
-
-  #endWatch(w: OpenWatch): void {
-    if (w.timer) clearTimeout(w.timer);
-    this.#watches.delete(w);
-    if (!w.res.writableEnded) w.res.end();
+    await this.http.listen();
   }
 
   // --- request handling ---------------------------------------------------------
 
-  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://fake');
-    const query: Record<string, string> = {};
-    for (const [k, v] of url.searchParams) query[k] = v;
-    const watch = query['watch'] === 'true' || query['watch'] === '1';
-    const record: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, query, watch, status: 200, headers: req.headers };
-    this.requests.push(record);
-    const reply: Reply = (code, body) => {
-      record.status = code;
-      res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-
-    const route = parseRoute(url.pathname);
-    if (!route || !this.#routeServed(route)) return reply(404, notFoundStatus(url.pathname));
-    if (req.method !== 'GET') return reply(405, status(405, `the server does not allow this method on the requested resource (${req.method})`, 'MethodNotAllowed'));
-
-    const discovery = route.kind !== 'collection' && route.kind !== 'item';
-    const canned = this.#takeCannedError(discovery, watch);
-    if (canned) return reply(canned.status, status(canned.status, canned.message, canned.reason));
+  protected override handle(req: FakeRequest): void {
+    const { reply } = req;
+    const route = parseRoute(req.path);
+    if (!route || !this.#routeServed(route)) return reply(404, notFoundStatus(req.path));
+    if (req.method !== 'GET') {
+      return reply(405, statusObject(405, `the server does not allow this method on the requested resource (${req.method})`, 'MethodNotAllowed'));
+    }
+    if (this.http.answerCannedError(req, route.kind !== 'collection' && route.kind !== 'item')) return;
 
     switch (route.kind) {
       case 'groupList':
@@ -379,10 +186,13 @@ export class FakeResourceApi {
         return reply(200, this.#apiGroup());
       case 'resources':
         return reply(200, apiResourceList(route.version));
-      case 'item':
-        return this.#getSlice(route.version as ResourceApiVersion, route.name, reply);
+      case 'item': {
+        const slice = this.store.get(route.name);
+        if (!slice) return reply(404, sliceNotFoundStatus(route.name));
+        return reply(200, toObject(slice, route.version as ResourceApiVersion));
+      }
       case 'collection':
-        return this.#listOrWatch(route.version as ResourceApiVersion, query, watch, res, record, reply);
+        return this.#listOrWatch(route.version as ResourceApiVersion, req);
     }
   }
 
@@ -393,91 +203,21 @@ export class FakeResourceApi {
     return (this.#served as readonly string[]).includes(route.version);
   }
 
-  /** The canned error that applies to this request, if any (and count it down). */
-  #takeCannedError(discovery: boolean, watch: boolean): CannedError | undefined {
-    const canned = this.#cannedErrors.find((c) => c.discovery === discovery && (discovery || c.watch === undefined || c.watch === watch));
-    if (canned && --canned.remaining <= 0) this.#cannedErrors.splice(this.#cannedErrors.indexOf(canned), 1);
-    return canned;
-  }
-
   #apiGroup(): object {
     const versions = this.#served.map((v) => ({ groupVersion: groupVersion(v), version: v }));
     return { kind: 'APIGroup', apiVersion: 'v1', name: GROUP, versions, preferredVersion: versions[0] };
   }
 
-  #getSlice(version: ResourceApiVersion, name: string, reply: Reply): void {
-    const slice = this.#slices.get(name);
-    if (!slice) return reply(404, sliceNotFoundStatus(name));
-    reply(200, toObject(slice, version));
-  }
-
-  #listOrWatch(
-    version: ResourceApiVersion,
-    query: Record<string, string>,
-    watch: boolean,
-    res: http.ServerResponse,
-    record: RecordedRequest,
-    reply: Reply,
-  ): void {
-    let matches: SliceFilter;
+  #listOrWatch(version: ResourceApiVersion, req: FakeRequest): void {
+    let matches: (slice: StoredSlice) => boolean;
     try {
-      matches = parseFieldSelector(query['fieldSelector'] ?? '');
+      matches = parseFieldSelector(req.query['fieldSelector'] ?? '', SELECTABLE_FIELDS);
     } catch (err) {
-      return reply(400, status(400, (err as Error).message, 'BadRequest'));
+      return req.reply(400, statusObject(400, (err as Error).message, 'BadRequest'));
     }
-    if (!watch) {
-      const items = this.#sortedSlices()
-        .filter(matches)
-        .map((s) => toObject(s, version));
-      return reply(200, { apiVersion: groupVersion(version), kind: 'ResourceSliceList', metadata: { resourceVersion: String(this.#rv) }, items });
-    }
-    this.#watch(version, query, matches, res, record, reply);
-  }
-
-  #watch(
-    version: ResourceApiVersion,
-    query: Record<string, string>,
-    matches: SliceFilter,
-    res: http.ServerResponse,
-    record: RecordedRequest,
-    reply: Reply,
-  ): void {
-    const fromParam = query['resourceVersion'] ?? '';
-    const from = fromParam === '' || fromParam === '0' ? undefined : Number(fromParam);
-    if (from !== undefined && (!Number.isInteger(from) || from < 0)) {
-      return reply(400, status(400, `invalid resourceVersion ${JSON.stringify(fromParam)}`, 'BadRequest'));
-    }
-    const gone = from !== undefined && from < this.#oldestWatchable;
-    if (gone && this.goneMode === 'http') return reply(410, goneStatus(fromParam));
-
-    record.status = 200;
-    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-    res.flushHeaders();
-    if (gone) {
-      writeEvent(res, { type: 'ERROR', object: goneStatus(fromParam) });
-      res.end();
-      return;
-    }
-
-    // Registered synchronously: once a client has the response headers, it sees every later change.
-    const w: OpenWatch = { res, version, matches, bookmarks: query['allowWatchBookmarks'] === 'true', timer: undefined, fromParam };
-    this.#watches.add(w);
-    res.on('close', () => {
-      if (w.timer) clearTimeout(w.timer);
-      this.#watches.delete(w);
-    });
-    const timeoutSeconds = Number(query['timeoutSeconds'] ?? '0');
-    if (timeoutSeconds > 0) {
-      w.timer = setTimeout(() => this.#endWatch(w), timeoutSeconds * 1000);
-      w.timer.unref();
-    }
-
-    if (from === undefined) {
-      // No version: a synthetic ADDED for everything that exists now ("get state and start at most recent").
-      for (const s of this.#sortedSlices()) if (matches(s)) writeEvent(res, { type: 'ADDED', object: toObject(s, version) });
-    } else {
-      for (const h of this.#history) if (h.rv > from) this.#deliver(w, h.before, h.after, h.rv);
-    }
+    const view: StoreView<StoredSlice> = { apiVersion: groupVersion(version), kind: 'ResourceSlice', matches, toObject: (s) => toObject(s, version) };
+    if (req.watch) this.store.watch(req, view);
+    else req.reply(200, this.store.list(view));
   }
 }
 
@@ -549,43 +289,8 @@ function deviceObject(device: FakeSliceDevice, version: ResourceApiVersion): obj
   return version === 'v1beta1' ? { name: device.name, basic: { attributes } } : { name: device.name, attributes };
 }
 
-function writeEvent(res: http.ServerResponse, event: WatchEvent): void {
-  if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify(event) + '\n');
-}
-
-function status(code: number, message: string, reason: string, details?: object): object {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code };
-}
-
-function notFoundStatus(pathname: string): object {
-  return status(404, `the server could not find the requested resource (${pathname})`, 'NotFound');
-}
-
 function sliceNotFoundStatus(name: string): object {
-  return status(404, `resourceslices.${GROUP} ${JSON.stringify(name)} not found`, 'NotFound', { name, group: GROUP, kind: 'resourceslices' });
-}
-
-function goneStatus(rv: string): object {
-  return status(410, `too old resource version: ${rv}`, 'Expired');
-}
-
-function reasonFor(code: number): string {
-  switch (code) {
-    case 401:
-      return 'Unauthorized';
-    case 403:
-      return 'Forbidden';
-    case 404:
-      return 'NotFound';
-    case 410:
-      return 'Expired';
-    case 429:
-      return 'TooManyRequests';
-    case 503:
-      return 'ServiceUnavailable';
-    default:
-      return code >= 500 ? 'InternalError' : 'BadRequest';
-  }
+  return statusObject(404, `resourceslices.${GROUP} ${JSON.stringify(name)} not found`, 'NotFound', { name, group: GROUP, kind: 'resourceslices' });
 }
 
 /** The fields ResourceSlices can be selected by, and how to read each. */
@@ -593,21 +298,3 @@ const SELECTABLE_FIELDS: Readonly<Record<string, (slice: StoredSlice) => string>
   'spec.nodeName': (s) => s.spec.nodeName,
   'spec.driver': (s) => s.spec.driver,
 };
-
-/** Parse a field selector (`f=v`, `f==v`, `f!=v`, comma-joined; all must hold). Throws with the Status message on a bad one. */
-function parseFieldSelector(selector: string): SliceFilter {
-  const terms = selector
-    .split(',')
-    .map((t) => t.trim())
-    .filter((t) => t !== '')
-    .map((t): SliceFilter => {
-      const m = /^([^!=]+)(!=|==|=)(.*)$/.exec(t);
-      if (!m) throw new Error(`invalid field selector term ${JSON.stringify(t)}`);
-      const [, rawField, op, value] = m as unknown as [string, string, string, string];
-      const field = rawField.trim();
-      const read = Object.hasOwn(SELECTABLE_FIELDS, field) ? SELECTABLE_FIELDS[field] : undefined;
-      if (!read) throw new Error(`field label not supported: ${field}`);
-      return (s) => (read(s) === value) === (op !== '!=');
-    });
-  return (s) => terms.every((t) => t(s));
-}
