@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildDashboards, DASHBOARDS_DIR } from '../dashboards/build.js';
-import { GRID_COLUMNS } from '../dashboards/lib/grafana.js';
+import { GRID_COLUMNS } from '../dashboards/lib/panels.js';
 import { allPanels, GRAFANA_BUILTINS, labelValuesQuery, panelQueries, variableQuery, variableRefs, variables, type Json } from './support/grafana-dashboards.js';
 
 const FILES = readdirSync(DASHBOARDS_DIR).filter((f) => f.endsWith('.json')).sort();
@@ -124,6 +124,19 @@ describe.each(FILES)('dashboards/%s', (file) => {
     const usedText = [...exprs, ...vars.map(variableQuery).filter(Boolean)].join('\n');
     for (const name of varNames.filter((n) => n !== 'datasource')) expect(variableRefs(usedText), `$${name} is used nowhere`).toContain(name);
     if (varNames.includes('pod')) expect(varNames.indexOf('namespace')).toBeLessThan(varNames.indexOf('pod'));
+  });
+
+  it('links and variables show in the dashboard\'s top bar, not in Grafana 12\'s controls menu (no link placement, variables not hidden)', () => {
+    expect(d.links.length).toBeGreaterThan(0);
+    for (const l of d.links as Json[]) expect(l.placement, l.title).toBeUndefined();
+    for (const v of vars) expect(v.hide ?? 0, v.name).toBe(0);
+  });
+
+  it('every time series panel shows its legend (the SDK\'s timeseries default hides it) and names each series', () => {
+    for (const p of panels.filter((x) => x.type === 'timeseries')) {
+      expect(p.options.legend.showLegend, p.title).toBe(true);
+      for (const t of p.targets as Json[]) expect(t.legendFormat, `${p.title} ${t.refId}`).not.toBe('__auto');
+    }
   });
 
   it('queries use the default (dcgm) names: no Prometheus-scheme family names', () => {

@@ -25,6 +25,7 @@ import { collectorEnv, FLAGS, parseFlags, type Config } from '../src/config/flag
 import { createApp } from '../src/http/server.js';
 import { loadWebConfig } from '../src/config/web-config.js';
 import { makeTestPki } from './support/certs.js';
+import { buildDashboardConfigMaps, COMPONENT_DIR, dashboardConfigMaps, DASHBOARDS_JSON_DIR, FOLDER } from '../scripts/build-dashboard-configmaps.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -258,7 +259,7 @@ if (FLAG_DEFAULTS.kind !== 'run') throw new Error('parseFlags without flags');
 
 // ---------------------------------------------------------------------------------------
 
-const ENTRY_POINTS = ['.', 'overlays/per-process', 'overlays/pod-labels', 'overlays/dra', 'overlays/full', 'overlays/tls', 'overlays/dcgm-compat'];
+const ENTRY_POINTS = ['.', 'overlays/per-process', 'overlays/pod-labels', 'overlays/dra', 'overlays/full', 'overlays/tls', 'overlays/dcgm-compat', 'overlays/grafana-dashboards'];
 const rendered = new Map(ENTRY_POINTS.map((e) => [e, render(path.join(DEPLOY, e))]));
 
 function only(objects: Obj[], kind: string): Obj {
@@ -624,6 +625,68 @@ describe('deploy/overlays/tls: /metrics over HTTPS', () => {
     expect(ep.scheme).toBe('https');
     expect(ep.tlsConfig.serverName).toBe(`${svc.metadata.name}.${svc.metadata.namespace}.svc`);
     expect(ep.tlsConfig.ca.secret).toEqual({ name: secretSource?.name, key: 'ca.crt' });
+  });
+});
+
+describe('deploy/components/grafana-dashboards: the dashboards as ConfigMaps for the Grafana sidecar', () => {
+  const base = rendered.get('.')!.objects;
+  const { objects } = rendered.get('overlays/grafana-dashboards')!;
+  const dashboardFiles = readdirSync(DASHBOARDS_JSON_DIR).filter((f) => f.endsWith('.json')).sort();
+  const configMaps = objects.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard !== undefined);
+  const expected = dashboardConfigMaps();
+
+  it('is what scripts/build-dashboard-configmaps.ts writes from dashboards/*.json, and holds nothing else', () => {
+    const built = buildDashboardConfigMaps();
+    expect(readdirSync(COMPONENT_DIR).sort()).toEqual(built.map(([f]) => path.basename(f)).sort());
+    for (const [file, text] of built) {
+      expect(readFileSync(file, 'utf8'), `${path.relative(ROOT, file)}: run npx tsx scripts/build-dashboard-configmaps.ts`).toBe(text);
+    }
+  });
+
+  it('the overlay is the base, unchanged, plus one ConfigMap per dashboard', () => {
+    expect(kustomizationOf(path.join(DEPLOY, 'overlays/grafana-dashboards')).k.components).toEqual(['../../components/grafana-dashboards']);
+    expect(objects.slice(0, base.length)).toEqual(base);
+    expect(objects.slice(base.length)).toEqual(configMaps);
+    expect(configMaps.map((o) => o.metadata.name)).toEqual(expected.map((cm) => cm.name));
+    expect(expected.map((cm) => cm.source)).toEqual(dashboardFiles);
+    expect(dashboardFiles).toHaveLength(3);
+  });
+
+  it('each holds its dashboard JSON byte for byte, under one key named for the file the sidecar writes', () => {
+    for (const [i, cm] of configMaps.entries()) {
+      const source = expected[i]!.source;
+      expect(Object.keys(cm.data), cm.metadata.name).toEqual([expected[i]!.key]);
+      expect(cm.binaryData, cm.metadata.name).toBeUndefined();
+      const text = cm.data[expected[i]!.key] as string;
+      expect(text, `${cm.metadata.name} holds dashboards/${source}`).toBe(readFileSync(path.join(DASHBOARDS_JSON_DIR, source), 'utf8'));
+      expect(JSON.parse(text).uid).toMatch(/^kge-/);
+    }
+    const keys = configMaps.map((cm) => Object.keys(cm.data)[0]!);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const k of keys) expect(k).toMatch(/^kube-gpu-exporter-[a-z0-9-]+\.json$/);
+  });
+
+  it('labelled grafana_dashboard: "1" (a string, the sidecar\'s default label and value) with the folder in grafana_folder and k8s-sidecar-target-directory', () => {
+    for (const cm of configMaps) {
+      expect(cm.metadata.labels, cm.metadata.name).toMatchObject({ grafana_dashboard: '1', 'app.kubernetes.io/name': 'kube-gpu-exporter', 'app.kubernetes.io/component': 'dashboards' });
+      // Relative: a directory below the sidecar's folder (/tmp/dashboards/GPU), the Grafana folder GPU.
+      expect(cm.metadata.annotations, cm.metadata.name).toEqual({ grafana_folder: FOLDER, 'k8s-sidecar-target-directory': FOLDER });
+      expect(FOLDER).toMatch(/^[A-Za-z0-9][\w-]*$/);
+    }
+  });
+
+  it('names are DNS subdomains; each ConfigMap fits the 1 MiB object limit and kubectl apply\'s last-applied annotation (256 KiB)', () => {
+    for (const cm of configMaps) {
+      expect(cm.metadata.name).toMatch(/^[a-z0-9]([a-z0-9-]{0,251}[a-z0-9])?$/);
+      const size = Buffer.byteLength(JSON.stringify(cm));
+      expect(size, cm.metadata.name).toBeLessThan(256 * 1024 - 4096);
+    }
+  });
+
+  it('only this overlay carries dashboards', () => {
+    for (const [entry, r] of rendered) {
+      if (entry !== 'overlays/grafana-dashboards') expect(r.objects.filter((o) => o.metadata?.labels?.grafana_dashboard !== undefined), entry).toEqual([]);
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 /** PromQL pieces the dashboards share (default dcgm naming). */
-import type { Query } from './grafana.js';
+import type { Query } from './panels.js';
 
 /**
  * The labels naming one holder of one device (with the Hostname and modelName that follow from
