@@ -23,6 +23,7 @@ import { ScrapeCache } from './metrics/scrape-cache.js';
 import type { NodeSample } from './sample.js';
 import { Sampler } from './sampler/sampler.js';
 import { VERSION } from './version.js';
+import { NodeViews } from './view/node-view.js';
 
 export interface ExporterOptions {
   config: Config;
@@ -76,6 +77,8 @@ export class Exporter {
   private podLabelsDropLogged = false;
   private readonly podMetadata: PodMetadataWatcher | undefined;
   readonly draSlices: DraSliceWatcher | undefined;
+  /** The node page's data, from each render context (beside the exposition). */
+  readonly nodeViews: NodeViews;
 
   constructor(private readonly opts: ExporterOptions) {
     const { config, logger } = opts;
@@ -107,6 +110,7 @@ export class Exporter {
       ...(podMetadata ? { podMetadata: { metadataOf: (ns: string, pod: string) => podMetadata.metadataOf(ns, pod), labelName: podLabelName } } : {}),
       ...(draSlices ? { draDevices: (driver: string, pool: string, name: string) => draSlices.lookup(driver, pool, name) } : {}),
     });
+    this.nodeViews = new NodeViews(logger);
     this.stage = new RenderStage(opts.familyBuilders ?? familyBuilders(), this.cache, logger, seriesBudget(config, logger));
     this.sampler = new Sampler({
       intervalMs: config.sampleIntervalMs,
@@ -152,6 +156,7 @@ export class Exporter {
       exporter: this.status(),
       maxLabels: config.metricsMaxLabels,
     });
+    this.nodeViews.observe(ctx);
     if (ctx.droppedPodLabels > 0 && !this.podLabelsDropLogged) {
       this.podLabelsDropLogged = true;
       this.opts.logger.warn(
@@ -186,6 +191,7 @@ export class Exporter {
       body: (format, gzip) => this.cache.body(format, gzip),
       ready: () => readiness({ nvmlReady: this.sampler.state === 'ready', unavailableReason: this.sampler.unavailableReason, hasSample: this.sampler.latest !== undefined }),
       latestSample: () => this.sampler.latest,
+      nodeView: (nowMs, ready) => this.nodeViews.view(nowMs, ready),
       version: VERSION,
     };
   }

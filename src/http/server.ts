@@ -1,5 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import express, { type Express } from 'express';
+import express, { type Express, type Response } from 'express';
 import type { WebConfig } from '../config/web-config.js';
 import { BasicAuth } from './basic-auth.js';
 import { ConcurrencyLimit, TokenBucket } from './limits.js';
@@ -7,6 +7,10 @@ import type { ExpositionFormat } from '../metrics/exposition.js';
 import { CONTENT_TYPES } from '../metrics/exposition.js';
 import type { NodeSample } from '../sample.js';
 import type { Readiness } from './readiness.js';
+import type { NodeView } from '../view/node-view.js';
+import { NODE_PAGE_ASSETS, NODE_VIEW_PATH, nodePageHtml, setPageHeaders } from './node-page.js';
+
+export { escapeHtml } from './node-page.js';
 
 /** What the HTTP layer reads; it never reaches back into sampling. */
 export interface ServedState {
@@ -15,6 +19,8 @@ export interface ServedState {
   body(format: ExpositionFormat, gzip: boolean): Buffer;
   ready(): Readiness;
   latestSample(): NodeSample | undefined;
+  /** The node view of the newest rendered sample (the node page's data), as of `nowMs`; undefined before the first render. */
+  nodeView?(nowMs: number, ready: Readiness): NodeView | undefined;
   version: string;
 }
 
@@ -45,33 +51,6 @@ function wantsOpenMetrics(req: IncomingMessage): boolean {
 
 function acceptsGzip(req: IncomingMessage): boolean {
   return /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
-}
-
-const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
-}
-
-function indexPage(state: ServedState): string {
-  const sample = state.latestSample();
-  const rows = (sample?.gpus ?? [])
-    .map((g) => {
-      const mig = g.mig.map((m) => `${escapeHtml(m.profile)} (GI ${m.gpuInstanceId})`).join(', ');
-      return `<tr><td>${g.index}</td><td>${escapeHtml(g.name)}</td><td>${escapeHtml(g.uuid)}</td><td>${escapeHtml(g.pciBusId)}</td><td>${mig || '-'}</td></tr>`;
-    })
-    .join('\n');
-  const lost = (sample?.lostGpus ?? []).map((g) => `<li>GPU ${g.index}: ${escapeHtml(g.error)}</li>`).join('');
-  const ready = state.ready();
-  return `<!doctype html>
-<html><head><meta charset="utf-8"><title>kube-gpu-exporter</title></head>
-<body><h1>kube-gpu-exporter ${escapeHtml(state.version)}</h1>
-<p>Status: ${ready.ok ? 'ready' : `not ready (${escapeHtml(ready.reason)})`}. <a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a></p>
-<table border="1" cellpadding="4"><tr><th>GPU</th><th>Model</th><th>UUID</th><th>PCI bus id</th><th>MIG instances</th></tr>
-${rows || '<tr><td colspan="5">no GPUs sampled yet</td></tr>'}
-</table>
-${lost ? `<h2>GPUs not answering</h2><ul>${lost}</ul>` : ''}
-</body></html>
-`;
 }
 
 /** Sends the exposition of the newest sample in the format and encoding the scraper asked for. */
@@ -184,9 +163,42 @@ export function createApp(state: ServedState): Express {
     res.status(r.ok ? 200 : 503).type('text/plain').send(r.ok ? 'ready\n' : `not ready: ${r.reason}\n`);
   });
 
+  // the node page and its data: like /metrics, from the newest sample once it is rendered
+  const withView = (res: Response, send: (view: NodeView | undefined) => void): void => {
+    const go = (): void => send(state.nodeView?.(Date.now(), state.ready()));
+    if (!state.fresh) {
+      go();
+      return;
+    }
+    state.fresh().then(go).catch(() => {
+      if (!res.headersSent) refuse(res, 500, 'internal error\n');
+      else res.destroy();
+    });
+  };
   app.get('/', (_req, res) => {
-    res.type('html').send(indexPage(state));
+    withView(res, (view) => {
+      setPageHeaders(res);
+      res.type('html').send(nodePageHtml(view, state.version));
+    });
   });
+  app.get(NODE_VIEW_PATH, (_req, res) => {
+    if (!state.nodeView) {
+      res.status(404).type('text/plain').send('not found\n');
+      return;
+    }
+    withView(res, (view) => {
+      setPageHeaders(res);
+      if (view) res.type('application/json').send(JSON.stringify(view));
+      else res.status(503).type('text/plain').send('no node view yet\n');
+    });
+  });
+  for (const [path, asset] of Object.entries(NODE_PAGE_ASSETS)) {
+    app.get(path, (_req, res) => {
+      setPageHeaders(res);
+      res.setHeader('Content-Type', asset.type);
+      res.send(asset.body);
+    });
+  }
 
   app.use((_req, res) => {
     res.status(404).type('text/plain').send('not found\n');
