@@ -30,8 +30,6 @@ export class RequestGuard {
   auth = new BasicAuth(new Map());
   rate: TokenBucket | undefined;
   readonly inFlight: ConcurrencyLimit;
-  /** Requests refused with 503 because --web.max-requests were in flight. */
-  refusedBusy = 0;
 
   constructor(readonly maxInFlight = 0) {
     this.inFlight = new ConcurrencyLimit(maxInFlight);
@@ -126,7 +124,6 @@ function guardedHandler(state: ServedState, guard: RequestGuard): RequestListene
     }
     const release = guard.inFlight.acquire();
     if (!release) {
-      guard.refusedBusy++;
       refuse(res, 503, `too many concurrent requests (limit ${guard.maxInFlight}, --web.max-requests)\n`, { 'Retry-After': '1' });
       return;
     }
