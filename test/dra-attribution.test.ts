@@ -715,8 +715,8 @@ describe('DRA edge cases', () => {
   });
 
   it('refuses a pool generation that is not a JSON number', () => {
-    for (const g of [true, '0x10', [3], '']) // absent (or null) reads as 0
-      expect(() => parseSlice(sliceObject('g', [], { generation: g }))).toThrow(SliceShapeError);
+    // an absent (or null) generation reads as 0
+    for (const g of [true, '0x10', [3], '']) expect(() => parseSlice(sliceObject('g', [], { generation: g }))).toThrow(SliceShapeError);
   });
 
   it('reads a device published without `type` by what its UUID says', () => {
