@@ -339,7 +339,9 @@ function shownHolders(text: string): Map<string, Set<string>> {
 
 describe('fuzzing kubelet responses', () => {
   it('random and hostile pod, namespace and container names, device ids and resources: no crash, valid /metrics, labels escaped', { timeout: 120_000 }, async () => {
-    const s = await startSimulatedExporter('h100x8', ['--kubelet.refresh-interval=500ms', '--kubelet.timeout=2s']);
+    // a generous deadline: the fake kubelet shares this test's event loop, which checking a large
+    // exposition can hold for a while; a List it answers late would count as the kubelet down
+    const s = await startSimulatedExporter('h100x8', ['--kubelet.refresh-interval=500ms', '--kubelet.timeout=15s']);
     running.push(s);
     const devices = simDevices(readFileSync(simulatedNode('h100x8').statePath, 'utf8'));
     const gpus = [...devices.gpus.values()].filter((g) => !g.migMode).map((g) => g.uuid);
@@ -362,7 +364,11 @@ describe('fuzzing kubelet responses', () => {
         return seen >= 2;
       }, 20_000, 'two kubelet refreshes');
       await s.samples(1);
-      return scrape(s.exp.url);
+      // a scrape taken while the last refresh answered (a slow one in between keeps the last map but says so)
+      return waitFor(async () => {
+        const text = await scrape(s.exp.url);
+        return plainValue(text, 'kube_gpu_exporter_kubelet_up') === 1 ? text : undefined;
+      }, 30_000, 'kubelet answering');
     };
 
     let checked = 0;
