@@ -2,10 +2,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import vm from 'node:vm';
 import bcrypt from 'bcryptjs';
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { DeviceHolder, SampleAttribution } from '../src/attribution/attribution.js';
@@ -19,7 +17,7 @@ import { createRequestHandler, RequestGuard, type ServedState } from '../src/htt
 import type { GpuSample, MigSample, NodeSample } from '../src/sample.js';
 import { IDLE_UTILIZATION_RATIO, NodeViews, type NodeView } from '../src/view/node-view.js';
 import { ROOT } from './support/exporter-process.js';
-import type { LogRecord } from './support/in-process.js';
+import { capturingLogger } from './support/in-process.js';
 
 /**
  * The node view (what the page shows, from the render context: utilization over the last minute
@@ -27,16 +25,6 @@ import type { LogRecord } from './support/in-process.js';
  * the page and its data are served (headers, web config, request guard, fresh()).
  */
 
-function capturingLogger(): { logger: pino.Logger; logs: LogRecord[] } {
-  const logs: LogRecord[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as LogRecord);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, sink), logs };
-}
 
 const T0 = 1_700_000_000_000;
 const uuidOf = (index: number): string => `GPU-${index}0000000-0000-0000-0000-000000000000`;

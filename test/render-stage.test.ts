@@ -1,5 +1,3 @@
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Exporter } from '../src/exporter.js';
 import { familyBuilders } from '../src/metrics/builders.js';
@@ -10,23 +8,13 @@ import { ScrapeCache } from '../src/metrics/scrape-cache.js';
 import type { GpuSample, NodeSample } from '../src/sample.js';
 import { replaceScenarioFile } from '../src/sim/scenario-file.js';
 import { scrape, seriesOf, waitFor } from './support/exporter-process.js';
-import { startScenarioInProcess, type LogRecord } from './support/in-process.js';
+import { capturingLogger, startScenarioInProcess, type LogRecord } from './support/in-process.js';
 
 /**
  * The render stage contains every builder: one that throws keeps its last good series, the
  * rest of /metrics renders as usual, the failure is counted and logged once each way.
  */
 
-function capturingLogger(): { logger: pino.Logger; logs: LogRecord[] } {
-  const logs: LogRecord[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as LogRecord);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, sink), logs };
-}
 
 const gpu = (index: number, values: GpuSample['values'], uuid = `GPU-${index}0000000-0000-0000-0000-000000000000`): GpuSample => ({
   index, uuid, name: 'NVIDIA H100 80GB HBM3', pciBusId: `00000000:0${index}:00.0`, minor: index, values, mig: [], processes: [],

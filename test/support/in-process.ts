@@ -15,10 +15,8 @@ export interface LogRecord {
  * An Exporter in this process (its NVML worker is a real thread) with logs captured. No
  * kubelet and an empty /proc unless a test asks: the simulated pids must not meet real ones.
  */
-export async function startInProcess(
-  overrides: Partial<Config>,
-  options: Omit<ExporterOptions, 'config' | 'logger'> = {},
-): Promise<{ exporter: Exporter; url: string; logs: LogRecord[] }> {
+/** A debug-level logger whose records are kept, parsed, in `logs` (per test: no shared log). */
+export function capturingLogger(): { logger: pino.Logger; logs: LogRecord[] } {
   const logs: LogRecord[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -26,8 +24,16 @@ export async function startInProcess(
       cb();
     },
   });
+  return { logger: pino({ level: 'debug' }, sink), logs };
+}
+
+export async function startInProcess(
+  overrides: Partial<Config>,
+  options: Omit<ExporterOptions, 'config' | 'logger'> = {},
+): Promise<{ exporter: Exporter; url: string; logs: LogRecord[] }> {
+  const { logger, logs } = capturingLogger();
   const config: Config = { ...defaultConfig(), listenHost: '127.0.0.1', listenPort: 0, sampleIntervalMs: 100, nodeName: 'test-node', kubeletSocket: '', procfsPath: '/nonexistent-proc', ...overrides };
-  const exporter = new Exporter({ ...options, config, logger: pino({ level: 'debug' }, sink) });
+  const exporter = new Exporter({ ...options, config, logger });
   const addr = await exporter.start();
   return { exporter, url: `http://127.0.0.1:${addr.port}`, logs };
 }
