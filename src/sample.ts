@@ -3,84 +3,14 @@
  * only data that survives structured cloning.
  */
 
-/** Every raw value a collector can produce, in NVML's own units. */
-export const VALUE_KEYS = [
-  'gpuUtilPercent',
-  'memCopyUtilPercent',
-  'encoderUtilPercent',
-  'decoderUtilPercent',
-  'fbTotalBytes',
-  'fbUsedBytes',
-  'fbFreeBytes',
-  'fbReservedBytes',
-  'gpuTempCelsius',
-  'memoryTempCelsius',
-  'powerUsageMilliwatts',
-  'powerLimitMilliwatts',
-  'totalEnergyMillijoules',
-  'smClockMHz',
-  'memClockMHz',
-  'graphicsClockMHz',
-  'maxSmClockMHz',
-  'maxMemClockMHz',
-  'maxGraphicsClockMHz',
-  'fanSpeedPercent',
-  'performanceState',
-  'pcieTxKBps',
-  'pcieRxKBps',
-  'migModeEnabled',
-  /** ECC error counts (field values 3-6): corrected (single-bit) / uncorrected (double-bit), volatile / aggregate. */
-  'eccSbeVolatile',
-  'eccDbeVolatile',
-  'eccSbeAggregate',
-  'eccDbeAggregate',
-  /** Retired pages (field values 29-31); pending is 0/1. */
-  'retiredPagesSbe',
-  'retiredPagesDbe',
-  'retiredPagesPending',
-  /** Remapped rows (field values 142-145, or nvmlDeviceGetRemappedRows); pending and failure are 0/1. */
-  'remappedRowsCorrectable',
-  'remappedRowsUncorrectable',
-  'remappedRowsPending',
-  'remappedRowsFailure',
-  /** PCIe replay counter (field value 94). */
-  'pcieReplays',
-  /** NVLink error totals over all links (field values 38, 45, 52, 59); GPUs with NVLink only. */
-  'nvlinkCrcFlitErrors',
-  'nvlinkCrcDataErrors',
-  'nvlinkReplayErrors',
-  'nvlinkRecoveryErrors',
-  /** NVLink data transmitted / received over all links since driver load, KiB (field values 138, 139), and their sum. */
-  'nvlinkTxKiB',
-  'nvlinkRxKiB',
-  'nvlinkTotalKiB',
-  /** Clock event (throttle) reasons: NVML's bit mask (ClocksEventReason). */
-  'clocksEventReasons',
-  /** Time clocks were held down by the power / thermal policy since driver load, ns (nvmlDeviceGetViolationStatus). */
-  'powerViolationNs',
-  'thermalViolationNs',
-  /**
-   * Profiling metrics from NVML GPM (Hopper and later), each the average since the previous GPM
-   * sample: activity in percent (per whole GPU, or per MIG instance on MIG-enabled GPUs)...
-   */
-  'grEngineActivePercent',
-  'smActivePercent',
-  'smOccupancyPercent',
-  'tensorActivePercent',
-  'dramActivePercent',
-  'fp64ActivePercent',
-  'fp32ActivePercent',
-  'fp16ActivePercent',
-  /** ... and PCIe / NVLink (all links) bytes moved, MiB/s (whole GPU only). */
-  'gpmPcieTxMiBps',
-  'gpmPcieRxMiBps',
-  'gpmNvlinkTxMiBps',
-  'gpmNvlinkRxMiBps',
-  /** Derived on the main thread: utilization integrated over time (MIG instances: GPM's grEngineActivePercent). */
-  'gpuBusySeconds',
-  'memCopyBusySeconds',
-] as const;
-export type ValueKey = (typeof VALUE_KEYS)[number];
+import { VALUES } from './values/value-table.js';
+
+/**
+ * Every raw value a collector can produce, in NVML's own units: the keys of the value table
+ * (src/values/value-table.ts), where each is declared with how it is read and what it exports.
+ */
+export type ValueKey = keyof typeof VALUES;
+export const VALUE_KEYS = Object.keys(VALUES) as ValueKey[];
 export type Values = Partial<Record<ValueKey, number>>;
 
 /** A running compute process (nvmlDeviceGetComputeRunningProcesses). */

@@ -5,14 +5,10 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Collector } from '../src/collectors/collector.js';
-import { eccCollector } from '../src/collectors/ecc.js';
-import { COLLECTORS } from '../src/collectors/index.js';
+import { collectorNamed, COLLECTORS } from '../src/collectors/index.js';
 import { memoryErrorsCollector } from '../src/collectors/memory-errors.js';
 import { migCollector } from '../src/collectors/mig.js';
 import { nvlinkCollector } from '../src/collectors/nvlink.js';
-import { pcieErrorsCollector } from '../src/collectors/pcie-errors.js';
-import { throttleCollector } from '../src/collectors/throttle.js';
-import { violationCollector } from '../src/collectors/violation.js';
 import { renderFamilies, type RenderFamily } from '../src/metrics/exposition.js';
 import { familyName, GPU_FAMILIES, NAMING_SCHEMES, type NamingScheme } from '../src/metrics/families.js';
 import { buildGpuFamilies } from '../src/metrics/gpu-series.js';
@@ -64,6 +60,10 @@ afterEach(async () => {
   }
 });
 
+const eccCollector = collectorNamed('ecc');
+const pcieErrorsCollector = collectorNamed('pcie_errors');
+const throttleCollector = collectorNamed('throttle');
+const violationCollector = collectorNamed('violation');
 const HEALTH: Collector[] = [migCollector, throttleCollector, violationCollector, eccCollector, memoryErrorsCollector, pcieErrorsCollector, nvlinkCollector];
 const HEALTH_NAMES = ['throttle', 'violation', 'ecc', 'memory_errors', 'pcie_errors', 'nvlink'];
 const HEALTH_KEYS: ValueKey[] = [

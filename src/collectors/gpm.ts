@@ -1,25 +1,14 @@
 import type { Device, GpmSample, NvmlBinding } from '../native/nvml-binding.js';
-import { GpmMetricId } from '../native/nvml-constants.js';
 import { NVML_ERROR_FUNCTION_NOT_FOUND, NVML_ERROR_NOT_SUPPORTED, NVML_SUCCESS, NvmlError } from '../native/nvml-return.js';
 import type { MigSample, ValueKey, Values } from '../sample.js';
 import type { Collector, GpuTarget, ValueReader } from './collector.js';
+import { valuesOf } from './declared.js';
 import { migEnabled } from './processes.js';
 
-/** The GPM metrics read, the value each fills in, and whether a MIG GPU instance has it (else: whole GPU only). */
-export const GPM_METRICS: readonly { id: number; key: ValueKey; perInstance: boolean }[] = [
-  { id: GpmMetricId.GRAPHICS_UTIL, key: 'grEngineActivePercent', perInstance: true },
-  { id: GpmMetricId.SM_UTIL, key: 'smActivePercent', perInstance: true },
-  { id: GpmMetricId.SM_OCCUPANCY, key: 'smOccupancyPercent', perInstance: true },
-  { id: GpmMetricId.ANY_TENSOR_UTIL, key: 'tensorActivePercent', perInstance: true },
-  { id: GpmMetricId.DRAM_BW_UTIL, key: 'dramActivePercent', perInstance: true },
-  { id: GpmMetricId.FP64_UTIL, key: 'fp64ActivePercent', perInstance: true },
-  { id: GpmMetricId.FP32_UTIL, key: 'fp32ActivePercent', perInstance: true },
-  { id: GpmMetricId.FP16_UTIL, key: 'fp16ActivePercent', perInstance: true },
-  { id: GpmMetricId.PCIE_TX_PER_SEC, key: 'gpmPcieTxMiBps', perInstance: false },
-  { id: GpmMetricId.PCIE_RX_PER_SEC, key: 'gpmPcieRxMiBps', perInstance: false },
-  { id: GpmMetricId.NVLINK_TOTAL_TX_PER_SEC, key: 'gpmNvlinkTxMiBps', perInstance: false },
-  { id: GpmMetricId.NVLINK_TOTAL_RX_PER_SEC, key: 'gpmNvlinkRxMiBps', perInstance: false },
-];
+/** The GPM metrics read (the value table's gpm entries), the value each fills in, and whether a MIG GPU instance has it (else: whole GPU only). */
+export const GPM_METRICS: readonly { id: number; key: ValueKey; perInstance: boolean }[] = valuesOf('gpm').flatMap(([key, read]) =>
+  read.kind === 'gpm' ? [{ id: read.metric, key, perInstance: read.perInstance }] : [],
+);
 const KEY_OF = new Map(GPM_METRICS.map((m) => [m.id, m.key]));
 /** A GPU without MIG: every metric. */
 const WHOLE_GPU_IDS = GPM_METRICS.map((m) => m.id);

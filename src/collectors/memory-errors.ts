@@ -1,6 +1,8 @@
-import { FieldId } from '../native/nvml-constants.js';
 import type { Collector } from './collector.js';
+import { declaredReads, type DeclaredReads } from './declared.js';
 import { readFields } from './field-values.js';
+
+let reads: DeclaredReads | undefined;
 
 /**
  * Memory health kept in the InfoROM: lifetime ECC counts, retired pages (before Ampere) and remapped
@@ -14,17 +16,8 @@ export const memoryErrorsCollector: Collector = {
   slow: true,
   description: 'Lifetime ECC error counts, retired pages and remapped rows (re-read every --health.interval)',
   collect(reader, { device, sample }) {
-    const got = readFields(reader, device, {
-      eccSbeAggregate: FieldId.ECC_SBE_AGGREGATE_TOTAL,
-      eccDbeAggregate: FieldId.ECC_DBE_AGGREGATE_TOTAL,
-      retiredPagesSbe: FieldId.RETIRED_PAGES_SBE,
-      retiredPagesDbe: FieldId.RETIRED_PAGES_DBE,
-      retiredPagesPending: FieldId.RETIRED_PAGES_PENDING,
-      remappedRowsCorrectable: FieldId.REMAPPED_ROWS_CORRECTABLE,
-      remappedRowsUncorrectable: FieldId.REMAPPED_ROWS_UNCORRECTABLE,
-      remappedRowsPending: FieldId.REMAPPED_ROWS_PENDING,
-      remappedRowsFailure: FieldId.REMAPPED_ROWS_FAILURE,
-    });
+    // the value table's fields of this collector (ECC aggregate, retired pages, remapped rows)
+    const got = readFields(reader, device, (reads ??= declaredReads('memory_errors')).fields);
     Object.assign(sample.values, got);
     const remapRead =
       got.remappedRowsCorrectable !== undefined ||

@@ -1,6 +1,9 @@
-import { FieldId, FieldScope } from '../native/nvml-constants.js';
+import { FieldId } from '../native/nvml-constants.js';
 import type { Collector } from './collector.js';
+import { declaredReads, type DeclaredReads } from './declared.js';
 import { readFields } from './field-values.js';
+
+let reads: DeclaredReads | undefined;
 
 /**
  * NVLink error totals and data counters over all links, in one field-value read. Only GPUs whose
@@ -11,15 +14,8 @@ export const nvlinkCollector: Collector = {
   defaultEnabled: true,
   description: 'NVLink CRC, replay and recovery error totals and data transmitted/received (GPUs with NVLink)',
   collect(reader, { device, sample }) {
-    const got = readFields(reader, device, {
-      links: FieldId.NVLINK_LINK_COUNT,
-      nvlinkCrcFlitErrors: FieldId.NVLINK_CRC_FLIT_ERRORS_TOTAL,
-      nvlinkCrcDataErrors: FieldId.NVLINK_CRC_DATA_ERRORS_TOTAL,
-      nvlinkReplayErrors: FieldId.NVLINK_REPLAY_ERRORS_TOTAL,
-      nvlinkRecoveryErrors: FieldId.NVLINK_RECOVERY_ERRORS_TOTAL,
-      nvlinkTxKiB: { fieldId: FieldId.NVLINK_THROUGHPUT_DATA_TX, scopeId: FieldScope.ALL_NVLINKS },
-      nvlinkRxKiB: { fieldId: FieldId.NVLINK_THROUGHPUT_DATA_RX, scopeId: FieldScope.ALL_NVLINKS },
-    });
+    // the link count, to tell a GPU without NVLink, and the value table's fields of this collector
+    const got = readFields(reader, device, { links: FieldId.NVLINK_LINK_COUNT, ...(reads ??= declaredReads('nvlink')).fields });
     const { links, ...values } = got;
     if (links === undefined || links <= 0) return;
     Object.assign(sample.values, values);
