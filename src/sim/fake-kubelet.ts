@@ -1,18 +1,20 @@
 import { linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { AllocatableResourcesResponse, ListPodResourcesResponse } from '../attribution/kubelet/podresources.js';
-import { podResourcesService } from './podresources-proto.js';
+import { PODRESOURCES_SERVER_SERVICE, type AllocatableResourcesResponseIn, type GetPodResourcesRequest, type ListPodResourcesResponseIn } from './podresources-encode.js';
 
+/** What the fake kubelet answers: the exporter's decoded types, plus the fields it skips. */
 export interface FakeKubeletResponses {
-  list: ListPodResourcesResponse;
-  allocatable: AllocatableResourcesResponse;
+  list: ListPodResourcesResponseIn;
+  allocatable: AllocatableResourcesResponseIn;
 }
 
 /**
- * A real gRPC server speaking the kubelet's PodResources API on a unix socket, serving
- * whatever responses it is given. Tests and `npm run demo` use it; tests can also make List
- * hang, make a call fail, or restart it on the same socket path (a kubelet restart).
+ * A real gRPC server (@grpc/grpc-js) speaking the kubelet's PodResources API on a unix socket,
+ * serving whatever responses it is given, encoded by src/sim/podresources-encode.ts (no .proto
+ * loader: the service definition is written out there). Tests and `npm run demo` use it; tests
+ * can also make List hang, make a call fail, or restart it on the same socket path (a kubelet
+ * restart).
  */
 export class FakeKubelet {
   private server: grpc.Server | undefined;
@@ -48,8 +50,8 @@ export class FakeKubelet {
     mkdirSync(path.dirname(this.socketPath), { recursive: true });
     rmSync(this.socketPath, { force: true });
     const server = new grpc.Server();
-    server.addService(podResourcesService(), {
-      List: (_call: grpc.ServerUnaryCall<object, ListPodResourcesResponse>, cb: grpc.sendUnaryData<ListPodResourcesResponse>) => {
+    server.addService(PODRESOURCES_SERVER_SERVICE, {
+      List: (_call: grpc.ServerUnaryCall<object, ListPodResourcesResponseIn>, cb: grpc.sendUnaryData<ListPodResourcesResponseIn>) => {
         this.calls.list++;
         const answer = () => (this.listFailure !== undefined ? cb({ code: this.listFailure, details: 'fake kubelet failure' }) : cb(null, this.responses.list));
         if (this.listDelayMs <= 0) return answer();
@@ -59,12 +61,12 @@ export class FakeKubelet {
         }, this.listDelayMs);
         this.pending.add(t);
       },
-      GetAllocatableResources: (_call: grpc.ServerUnaryCall<object, AllocatableResourcesResponse>, cb: grpc.sendUnaryData<AllocatableResourcesResponse>) => {
+      GetAllocatableResources: (_call: grpc.ServerUnaryCall<object, AllocatableResourcesResponseIn>, cb: grpc.sendUnaryData<AllocatableResourcesResponseIn>) => {
         this.calls.allocatable++;
         if (this.allocatableFailure !== undefined) cb({ code: this.allocatableFailure, details: 'fake kubelet failure' });
         else cb(null, this.responses.allocatable);
       },
-      Get: (_call: grpc.ServerUnaryCall<object, object>, cb: grpc.sendUnaryData<object>) => cb({ code: grpc.status.UNIMPLEMENTED, details: 'not served by the fake kubelet' }),
+      Get: (_call: grpc.ServerUnaryCall<GetPodResourcesRequest, object>, cb: grpc.sendUnaryData<object>) => cb({ code: grpc.status.UNIMPLEMENTED, details: 'not served by the fake kubelet' }),
     });
     await new Promise<void>((resolve, reject) => {
       server.bindAsync(`unix://${path.resolve(this.socketPath)}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
