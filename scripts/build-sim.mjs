@@ -1,24 +1,35 @@
 #!/usr/bin/env node
-// Builds the simulated libnvidia-ml.so.1 from native/sim/nvml_sim.c with the system C compiler.
+// Builds the simulated libnvidia-ml.so.1 from the C sources in native/sim (every .c file there,
+// compiled and linked as one shared object) with the system C compiler.
 //   node scripts/build-sim.mjs                       -> native/sim/build/libnvidia-ml.so.1
 //   node scripts/build-sim.mjs --omit a,b --out F    -> a variant without symbols a and b (an older driver)
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const source = path.join(root, 'native', 'sim', 'nvml_sim.c');
-export const DEFAULT_OUT = path.join(root, 'native', 'sim', 'build', 'libnvidia-ml.so.1');
+const simDir = path.join(root, 'native', 'sim');
+export const DEFAULT_OUT = path.join(simDir, 'build', 'libnvidia-ml.so.1');
 
-/** Exported functions that can be compiled out (every one wrapped in #ifndef KGE_OMIT_<name>). */
-export function omittableSymbols() {
-  return [...readFileSync(source, 'utf8').matchAll(/^#ifndef KGE_OMIT_(\w+)$/gm)].map((m) => m[1]);
+/** The simulator's sources: every .c and .h file under native/sim (outside its build output), sorted. */
+function simFiles(ext) {
+  return readdirSync(simDir, { recursive: true })
+    .filter((f) => f.endsWith(ext) && !f.split(path.sep).includes('build'))
+    .sort()
+    .map((f) => path.join(simDir, f));
 }
 
+/** Exported functions that can be compiled out (every one wrapped in #ifndef KGE_OMIT_<name>, in any .c file). */
+export function omittableSymbols() {
+  return simFiles('.c').flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/^#ifndef KGE_OMIT_(\w+)$/gm)].map((m) => m[1]));
+}
+
+/** The library is newer than every source, header and this script. */
 function upToDate(out) {
   try {
-    return statSync(out).mtimeMs >= Math.max(statSync(source).mtimeMs, statSync(fileURLToPath(import.meta.url)).mtimeMs);
+    const inputs = [...simFiles('.c'), ...simFiles('.h'), fileURLToPath(import.meta.url)];
+    return statSync(out).mtimeMs >= Math.max(...inputs.map((f) => statSync(f).mtimeMs));
   } catch {
     return false;
   }
@@ -34,7 +45,7 @@ export function buildSim({ omit = [], out = DEFAULT_OUT } = {}) {
   mkdirSync(path.dirname(out), { recursive: true });
   const cc = process.env.CC || 'gcc';
   const args = ['-std=gnu11', '-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', '-fvisibility=hidden',
-    ...omit.map((s) => `-DKGE_OMIT_${s}`), '-Wl,-soname,libnvidia-ml.so.1', '-o', `${out}.tmp`, source, '-lm', '-lpthread'];
+    ...omit.map((s) => `-DKGE_OMIT_${s}`), '-Wl,-soname,libnvidia-ml.so.1', '-o', `${out}.tmp`, ...simFiles('.c'), '-lm', '-lpthread'];
   execFileSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   execFileSync('mv', ['-f', `${out}.tmp`, out]);
   return out;

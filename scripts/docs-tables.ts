@@ -1,6 +1,8 @@
 import { COLLECTORS } from '../src/collectors/index.js';
 import { collectorEnv, FLAGS } from '../src/config/flags.js';
 import { EVENT_FAMILIES, EXPORTER_FAMILIES, familyName, GPU_FAMILIES, INFO_FAMILIES, POD_FAMILIES } from '../src/metrics/families.js';
+import type { ValueRead } from '../src/values/descriptor.js';
+import { VALUES } from '../src/values/value-table.js';
 
 /** README tables generated from the family and flag tables; a test fails when README drifts. */
 export function metricsTable(): string {
@@ -40,19 +42,53 @@ export function flagsTable(): string {
   return rows.join('\n');
 }
 
-export const GENERATED_SECTIONS = { metrics: metricsTable, flags: flagsTable } as const;
+/** How a value is read, in a few words (docs/simulator.md's value table). */
+function readText(read: ValueRead): string {
+  switch (read.kind) {
+    case 'call':
+      return `\`${read.nvml}\``;
+    case 'field':
+      return `\`nvmlDeviceGetFieldValues\` (NVML_FI_DEV_${read.fieldName})`;
+    case 'gpm':
+      return `\`nvmlGpmMetricsGet\` (NVML_GPM_METRIC_${read.metricName})`;
+    case 'collector':
+      return `\`${read.nvml}\``;
+    case 'derived':
+      return `derived: ${read.from}`;
+  }
+}
+
+/** docs/simulator.md: for every value, the scenario key that drives it, the NVML call and its families. */
+export function simulatorValuesTable(): string {
+  const rows = ['| scenario key | value (sample key) | collector | read with | families (Prometheus names) |', '|---|---|---|---|---|'];
+  for (const [key, v] of Object.entries(VALUES)) {
+    const sim = 'key' in v.sim ? `\`${v.sim.key}\`${v.families.some((f) => f.entity !== 'gpu') && v.read.kind !== 'derived' ? ' (GPU and MIG)' : ''}` : `(${v.sim.note})`;
+    const families = v.families.map((f) => `\`${f.prometheus.name}\``).join(', ');
+    rows.push(`| ${sim} | \`${key}\` | ${v.collector} | ${readText(v.read)} | ${families} |`);
+  }
+  return rows.join('\n');
+}
+
+/** The generated sections of each document, by file (relative to the repository root). */
+export const GENERATED_DOCS: Readonly<Record<string, Readonly<Record<string, () => string>>>> = {
+  'README.md': { metrics: metricsTable, flags: flagsTable },
+  'docs/simulator.md': { 'sim-values': simulatorValuesTable },
+};
 
 export function replaceSection(doc: string, name: string, body: string): string {
   const start = `<!-- generated:${name}:start -->`;
   const end = `<!-- generated:${name}:end -->`;
   const i = doc.indexOf(start);
   const j = doc.indexOf(end);
-  if (i < 0 || j < i) throw new Error(`README lacks the ${start} ... ${end} markers`);
+  if (i < 0 || j < i) throw new Error(`the document lacks the ${start} ... ${end} markers`);
   return `${doc.slice(0, i + start.length)}\n${body}\n${doc.slice(j)}`;
 }
 
-export function regenerate(doc: string): string {
+/** A document with its generated sections rewritten from the tables. */
+export function regenerate(doc: string, file = 'README.md'): string {
+  const sections = GENERATED_DOCS[file];
+  if (!sections) throw new Error(`${file} has no generated sections`);
   let out = doc;
-  for (const [name, gen] of Object.entries(GENERATED_SECTIONS)) out = replaceSection(out, name, gen());
+  for (const [name, gen] of Object.entries(sections)) out = replaceSection(out, name, gen());
   return out;
 }

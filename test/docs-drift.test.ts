@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { regenerate } from '../scripts/docs-tables.js';
+import { GENERATED_DOCS, regenerate } from '../scripts/docs-tables.js';
 import { NODE_FLAGS } from '../src/node-flags.js';
 
-describe('README generated tables', () => {
-  it('match the family and flag tables (run `npm run docs` after changing them)', () => {
-    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    expect(regenerate(readme)).toBe(readme);
+describe('generated tables', () => {
+  it.each(Object.keys(GENERATED_DOCS))('of %s match the value, family and flag tables (run `npm run docs` after changing them)', (file) => {
+    const doc = readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
+    expect(regenerate(doc, file)).toBe(doc);
   });
 });
 
