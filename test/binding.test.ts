@@ -1,15 +1,27 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NvmlLibraryNotFoundError, libraryCandidates } from '../src/native/library-discovery.js';
 import { ABI_SIZES, NvmlBinding } from '../src/native/nvml-binding.js';
 import { ClockType, FieldId } from '../src/native/nvml-constants.js';
 import { NvmlError } from '../src/native/nvml-return.js';
-import { scenarioCopy } from './support/exporter-process.js';
-import { appendScenarioLines, replaceScenarioFile } from '../src/sim/scenario-file.js';
+import {
+  FieldValue,
+  fieldValueNumber,
+  MEMORY_V2_VERSION,
+  NVML_VALUE_TYPE,
+  ProcessInfo,
+  ProcessUtilizationSample,
+  Value,
+} from '../src/native/nvml-structs.js';
+import { NVML_SYMBOLS, type DeviceUintSymbol, type NvmlSymbolName } from '../src/native/nvml-symbols.js';
+import { ROOT } from './support/exporter-process.js';
+import { fixtureScenario } from './support/fixture-scenario.js';
 
-/** The real koffi binding against the simulated libnvidia-ml.so.1 (8x H100 scenario). */
-const { node, statePath } = scenarioCopy('h100x8');
+/** The real koffi binding against the simulated libnvidia-ml.so.1 (8x H100 scenario, a copy the tests change). */
+const scenario = fixtureScenario('h100x8', { dir: 'scenarios' });
+const { node, statePath } = scenario;
 let nvml: NvmlBinding;
 
 beforeAll(() => {
@@ -19,22 +31,100 @@ beforeAll(() => {
 });
 afterAll(() => nvml.shutdown());
 
+/** The C sources and headers of the simulator (native/sim, not its build output), each with its text. */
+function simulatorSources(): { file: string; text: string }[] {
+  const dir = path.join(ROOT, 'native', 'sim');
+  return (readdirSync(dir, { recursive: true }) as string[])
+    .filter((f) => /\.[ch]$/.test(f) && !f.split(path.sep).includes('build'))
+    .map((file) => ({ file, text: readFileSync(path.join(dir, file), 'utf8') }));
+}
+
+/**
+ * The simulator's `_Static_assert(sizeof(T) == N, "T");` lines, from every C source and header
+ * under native/sim: the sizes its C compiler holds the structs to.
+ */
+function simulatorStructSizes(): Record<string, number> {
+  const sizes: Record<string, number> = {};
+  for (const { file, text } of simulatorSources()) {
+    for (const [, type, size, label] of text.matchAll(/^_Static_assert\(sizeof\((\w+)\) == (\d+), "(\w+)"\);$/gm)) {
+      if (label !== type) continue; // another kind of assert about the struct
+      if (sizes[type!] !== undefined && sizes[type!] !== Number(size)) throw new Error(`native/sim/${file}: ${type} asserted as ${sizes[type!]} and ${size}`);
+      sizes[type!] = Number(size);
+    }
+  }
+  return sizes;
+}
+
+/** The simulator's `_Static_assert(__builtin_offsetof(T, m) == N, "T.m");` lines: [T, m, N]. */
+function simulatorMemberOffsets(): [type: string, member: string, offset: number][] {
+  const out: [string, string, number][] = [];
+  for (const { text } of simulatorSources()) {
+    for (const [, type, member, offset, label] of text.matchAll(/^_Static_assert\(__builtin_offsetof\((\w+), (\w+)\) == (\d+), "([\w.]+)"\);$/gm)) {
+      if (label === `${type}.${member}`) out.push([type!, member!, Number(offset)]);
+    }
+  }
+  return out;
+}
+
 describe('ABI layout', () => {
-  it('matches the C struct sizes', () => {
-    expect(ABI_SIZES).toEqual({
-      nvmlPciInfo_t: 68,
-      nvmlUtilization_t: 8,
-      nvmlMemory_t: 24,
-      nvmlMemory_v2_t: 40,
-      nvmlProcessInfo_t: 24,
-      nvmlProcessUtilizationSample_t: 32,
-      nvmlFieldValue_t: 40,
-      nvmlViolationTime_t: 16,
-      nvmlEventData_t: 32,
-      nvmlGpmSupport_t: 8,
-      nvmlGpmMetric_t: 40,
-      nvmlGpmMetricsGet_t: 13_344,
-    });
+  it('gives every struct the size the simulator\'s C compiler asserts, and asserts every struct the binding passes', () => {
+    const asserted = simulatorStructSizes();
+    expect(Object.keys(asserted).length).toBeGreaterThan(0);
+    // both ways: each assert matches koffi's size, and each struct of ABI_SIZES has an assert
+    expect(ABI_SIZES).toEqual(asserted);
+  });
+
+  it('puts every member the simulator asserts an offset of where its C compiler does', () => {
+    const asserted = simulatorMemberOffsets();
+    expect(asserted.length).toBeGreaterThan(0);
+    // each struct is a koffi type registered under its C name
+    expect(asserted.map(([type, member]) => [type, member, koffi.offsetof(type, member)])).toEqual(asserted);
+  });
+
+  it('lays out the structs read from reused buffers as the NVML header does', () => {
+    expect(FieldValue.offset).toEqual({ fieldId: 0, scopeId: 4, timestamp: 8, latencyUsec: 16, valueType: 24, nvmlReturn: 28, value: 32 });
+    expect(Value.size).toBe(8);
+    expect(ProcessInfo.offset).toEqual({ pid: 0, usedGpuMemory: 8, gpuInstanceId: 16, computeInstanceId: 20 });
+    expect(ProcessUtilizationSample.offset).toEqual({ pid: 0, timeStamp: 8, smUtil: 16, memUtil: 20, encUtil: 24, decUtil: 28 });
+    expect(MEMORY_V2_VERSION).toBe(0x02000028);
+  });
+
+  it('decodes a field value by its value type; an unknown type is NaN', () => {
+    const buf = Buffer.alloc(FieldValue.size);
+    const value = FieldValue.offset.value;
+    const cases: [type: number, write: () => void, expected: number][] = [
+      [NVML_VALUE_TYPE.DOUBLE, () => Value.write.dVal(buf, value, 41.5), 41.5],
+      [NVML_VALUE_TYPE.UNSIGNED_INT, () => Value.write.uiVal(buf, value, 0xfffffffe), 0xfffffffe],
+      [NVML_VALUE_TYPE.UNSIGNED_LONG, () => Value.write.ulVal(buf, value, 2n ** 40n + 3n), 2 ** 40 + 3],
+      [NVML_VALUE_TYPE.UNSIGNED_LONG_LONG, () => Value.write.ullVal(buf, value, 2n ** 52n + 1n), 2 ** 52 + 1],
+      [NVML_VALUE_TYPE.SIGNED_LONG_LONG, () => Value.write.sllVal(buf, value, -(2n ** 40n)), -(2 ** 40)],
+      [NVML_VALUE_TYPE.SIGNED_INT, () => Value.write.siVal(buf, value, -7), -7],
+      [NVML_VALUE_TYPE.UNSIGNED_SHORT, () => Value.write.usVal(buf, value, 65535), 65535],
+    ];
+    for (const [type, write, expected] of cases) {
+      buf.fill(0xff); // the union's other bytes: whatever the driver left there
+      write();
+      FieldValue.write.valueType(buf, 0, type);
+      expect(fieldValueNumber(buf, 0), `value type ${type}`).toBe(expected);
+    }
+    FieldValue.write.valueType(buf, 0, 7);
+    expect(fieldValueNumber(buf, 0)).toBeNaN();
+  });
+});
+
+describe('the symbol table', () => {
+  it('binds every symbol at load: the full simulated library lacks none', () => {
+    expect(nvml.missingSymbols).toEqual([]);
+  });
+
+  it('names symbols by a type: a misspelt name or a getter of another shape does not compile', () => {
+    // @ts-expect-error not a symbol of the table
+    const misspelt: NvmlSymbolName = 'nvmlDeviceGetFanSpeeed';
+    // @ts-expect-error nvmlDeviceGetTemperature takes a sensor before its unsigned int
+    const otherShape: DeviceUintSymbol = 'nvmlDeviceGetTemperature';
+    const getter: DeviceUintSymbol = 'nvmlDeviceGetFanSpeed';
+    expect(Object.keys(NVML_SYMBOLS)).not.toContain(misspelt);
+    expect(NVML_SYMBOLS[getter].params).not.toBe(NVML_SYMBOLS[otherShape].params);
   });
 });
 
@@ -102,9 +192,7 @@ describe('NvmlBinding on the simulated 8x H100 node', () => {
   });
 
   it('sees scenario changes while running, including injected faults', async () => {
-    const original = readFileSync(statePath, 'utf8');
-    appendScenarioLines(statePath, '\nfault nvmlDeviceGetPowerUsage 2 4\nfault nvmlDeviceGetTemperature * 15\n');
-    await new Promise((r) => setTimeout(r, 60));
+    await scenario.append('\nfault nvmlDeviceGetPowerUsage 2 4\nfault nvmlDeviceGetTemperature * 15\n');
     try {
       expect(() => nvml.powerUsageMilliwatts(nvml.deviceByIndex(2))).toThrowError(/NO_PERMISSION/);
       expect(nvml.powerUsageMilliwatts(nvml.deviceByIndex(1))).toBeGreaterThan(0);
@@ -118,8 +206,7 @@ describe('NvmlBinding on the simulated 8x H100 node', () => {
       expect(lost?.gpuLost).toBe(true);
       expect(lost?.driverText).toBe('GPU is lost');
     } finally {
-      replaceScenarioFile(statePath, original);
-      await new Promise((r) => setTimeout(r, 60));
+      await scenario.restore();
     }
     expect(nvml.powerUsageMilliwatts(nvml.deviceByIndex(2))).toBeGreaterThan(0);
   });
@@ -127,19 +214,14 @@ describe('NvmlBinding on the simulated 8x H100 node', () => {
 
 describe('process utilization (nvmlDeviceGetProcessUtilization)', () => {
   // test/fixtures/process-utilization.sim replaces the scenario for these tests
-  const original = readFileSync(statePath, 'utf8');
-  const fixture = readFileSync(new URL('./fixtures/process-utilization.sim', import.meta.url), 'utf8');
+  const fixture = readFileSync(path.join(ROOT, 'test', 'fixtures', 'process-utilization.sim'), 'utf8');
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
   beforeAll(async () => {
-    replaceScenarioFile(statePath, fixture);
-    await sleep(80);
+    await scenario.write(fixture);
     expect(nvml.deviceCount()).toBe(3);
   });
-  afterAll(async () => {
-    replaceScenarioFile(statePath, original);
-    await sleep(80);
-  });
+  afterAll(() => scenario.restore());
 
   it('returns typed samples newer than lastSeen, and [] (NOT_FOUND) until the driver samples again', async () => {
     const d = nvml.deviceByIndex(0);
@@ -147,6 +229,7 @@ describe('process utilization (nvmlDeviceGetProcessUtilization)', () => {
     let all = nvml.processUtilization(d, 0);
     let newest = Math.max(...all.map((s) => s.timestampUs));
     for (let i = 0; i < 3 && Date.now() - newest / 1000 > 120; i++) {
+      // the driver's next sampling instant: what is tested comes from its sampling period
       await sleep(Math.max(0, 300 - (Date.now() - newest / 1000)) + 20);
       all = nvml.processUtilization(d, 0);
       newest = Math.max(...all.map((s) => s.timestampUs));
@@ -166,8 +249,8 @@ describe('process utilization (nvmlDeviceGetProcessUtilization)', () => {
     expect(nvml.processUtilization(d, newest - 1).map((s) => s.timestampUs)).toEqual([newest, newest]);
     // nothing newer yet (the driver samples every 300 ms)
     expect(nvml.processUtilization(d, BigInt(newest))).toEqual([]);
-    await sleep(650);
-    const later = nvml.processUtilization(d, newest);
+    // until the driver's next sampling instant (300 ms period): one sample per process
+    const later = await until(() => nvml.processUtilization(d, newest), (l) => l.length > 0, 3_000, 'a newer sampling instant');
     expect(later.length).toBeGreaterThanOrEqual(2);
     expect(later.every((s) => s.timestampUs > newest)).toBe(true);
     expect(new Set(later.map((s) => s.pid))).toEqual(new Set([41200, 41999]));
@@ -219,15 +302,24 @@ describe('process utilization (nvmlDeviceGetProcessUtilization)', () => {
   });
 
   it('obeys fault rules like every other call', async () => {
-    appendScenarioLines(statePath, '\nfault nvmlDeviceGetProcessUtilization 0 4\n');
-    await sleep(80);
+    await scenario.write(`${fixture}\nfault nvmlDeviceGetProcessUtilization 0 4\n`);
     expect(() => nvml.processUtilization(nvml.deviceByIndex(0), 0)).toThrowError(/nvmlDeviceGetProcessUtilization failed: NVML_ERROR_NO_PERMISSION/);
     expect(nvml.processUtilization(nvml.deviceByIndex(1), 0)).toEqual([]);
-    replaceScenarioFile(statePath, fixture);
-    await sleep(80);
+    await scenario.write(fixture);
     expect(nvml.processUtilization(nvml.deviceByIndex(0), 0).length).toBeGreaterThan(0);
   });
 });
+
+/** Polls `get` (every 10 ms) until `done` holds for what it returns; that value. */
+async function until<T>(get: () => T, done: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = get();
+    if (done(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 function byIndexOf(byIndex: (i: number, out: unknown[]) => number, index: number): unknown {
   const out: unknown[] = [null];

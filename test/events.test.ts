@@ -88,7 +88,8 @@ describe('the event loop on the sampling thread, against the simulated library',
     expect(logs.filter((l) => l.includes('NVML event watch failed')).length).toBe(1); // once, not per retry
     expect(ticks).toBeGreaterThan(15); // sampling went on while waits blocked
 
-    // stop while a wait is in progress: returns within about one wait, the loop reports it stopped
+    // stop while a wait is in progress (what is tested): the loop is in a 400 ms wait nearly all
+    // the time, and 100 ms on it is inside the next one; stop returns within about one wait
     await new Promise((r) => setTimeout(r, 100));
     const t0 = performance.now();
     await sampler.stop();

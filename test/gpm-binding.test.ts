@@ -1,12 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import koffi from 'koffi';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GPM_ABI_OFFSETS, GPM_ABI_SIZES, GPM_METRICS_GET_VERSION, GpmMetricsRequest } from '../src/native/gpm-abi.js';
 import { NvmlBinding, type Device, type GpmSample } from '../src/native/nvml-binding.js';
 import { GpmMetricId } from '../src/native/nvml-constants.js';
-import { simulatedNode } from '../src/sim/harness.js';
 import { fixtureScenario } from './support/fixture-scenario.js';
 import { nvmlError } from './support/nvml-error.js';
 
@@ -16,15 +12,20 @@ import { nvmlError } from './support/nvml-error.js';
  * malformed requests that the binding itself never makes.
  */
 const scenario = fixtureScenario('gpm');
-const { statePath } = scenario;
-const fixture = scenario.original;
-const node = simulatedNode(statePath);
+const { statePath, node } = scenario;
 
 let nvml: NvmlBinding;
 /** performance.now() just before and after the library's first nvmlInit in this process: scenario time 0 lies between. */
 let t0Before = 0;
 let t0After = 0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/**
+ * Between the two samples of a pair: the driver averages over the time between them, so some
+ * must pass (the simulated driver refuses a second sample not later than the first). The values
+ * these tests read are constant over time, so a few milliseconds do; the collector itself keeps
+ * the header's 100 ms (test/gpm.test.ts).
+ */
+const APART_MS = 5;
 const raw = koffi.load(node.libraryPath);
 const samplesInUse = raw.func('int kgeSimGpmSamplesInUse()') as () => number;
 const rawMetricsGet = raw.func('int nvmlGpmMetricsGet(void *request)') as (req: Buffer) => number;
@@ -67,7 +68,7 @@ describe('GPM ABI layout', () => {
     const d = nvml.deviceByIndex(0);
     const [a, b] = [alloc(), alloc()];
     nvml.gpmSampleGet(d, a);
-    await sleep(120);
+    await sleep(APART_MS);
     nvml.gpmSampleGet(d, b);
     const req = new GpmMetricsRequest();
     req.prepare(a, b, [GpmMetricId.SM_UTIL, GpmMetricId.PCIE_RX_PER_SEC]);
@@ -109,7 +110,7 @@ describe('GPM samples and metrics', () => {
     const d = nvml.deviceByIndex(0);
     const [a, b] = [alloc(), alloc()];
     nvml.gpmSampleGet(d, a);
-    await sleep(150);
+    await sleep(APART_MS);
     nvml.gpmSampleGet(d, b);
     const ids = [GpmMetricId.SM_UTIL, GpmMetricId.SM_OCCUPANCY, GpmMetricId.ANY_TENSOR_UTIL, GpmMetricId.DRAM_BW_UTIL, GpmMetricId.FP64_UTIL, GpmMetricId.NVLINK_TOTAL_TX_PER_SEC, GpmMetricId.NVLINK_TOTAL_RX_PER_SEC];
     const out = nvml.gpmMetrics(a, b, ids);
@@ -130,6 +131,7 @@ describe('GPM samples and metrics', () => {
     const before1 = performance.now() - t0After;
     nvml.gpmSampleGet(d, a);
     const after1 = performance.now() - t0Before;
+    // long enough for the square wave to average out and the ramp to climb: what is tested
     await sleep(1000);
     const before2 = performance.now() - t0After;
     nvml.gpmSampleGet(d, b);
@@ -153,7 +155,7 @@ describe('GPM samples and metrics', () => {
     const [a, b, p1, p2] = [alloc(), alloc(), alloc(), alloc()];
     nvml.gpmMigSampleGet(gpu2, gi, a);
     nvml.gpmSampleGet(gpu2, p1);
-    await sleep(150);
+    await sleep(APART_MS);
     nvml.gpmMigSampleGet(gpu2, gi, b);
     nvml.gpmSampleGet(gpu2, p2);
     expect(nvml.gpmMetrics(a, b, [GpmMetricId.GRAPHICS_UTIL, GpmMetricId.SM_UTIL, GpmMetricId.ANY_TENSOR_UTIL, GpmMetricId.PCIE_TX_PER_SEC])).toEqual([
@@ -187,7 +189,7 @@ describe('GPM samples and metrics', () => {
     const [a, b, other] = [alloc(), alloc(), alloc()];
     nvml.gpmSampleGet(nvml.deviceByIndex(0), a);
     nvml.gpmSampleGet(nvml.deviceByIndex(2), other);
-    await sleep(120);
+    await sleep(APART_MS);
     nvml.gpmSampleGet(nvml.deviceByIndex(0), b);
     expect(nvml.gpmMetrics(a, b, [GpmMetricId.SM_UTIL])[0]!.code).toBe(0);
     expect(nvmlError(() => nvml.gpmMetrics(b, a, [GpmMetricId.SM_UTIL])).code).toBe(2);
@@ -197,7 +199,7 @@ describe('GPM samples and metrics', () => {
   it('checks the request version and its metric count', async () => {
     const [a, b] = [alloc(), alloc()];
     nvml.gpmSampleGet(nvml.deviceByIndex(0), a);
-    await sleep(120);
+    await sleep(APART_MS);
     nvml.gpmSampleGet(nvml.deviceByIndex(0), b);
     const req = new GpmMetricsRequest();
     req.prepare(a, b, [GpmMetricId.SM_UTIL]);
@@ -220,7 +222,7 @@ describe('GPM samples and metrics', () => {
     await changeScenario(['gpu.0.gpm_sm_active 80', 'gpu.0.gpm_sm_active nan'], ['gpu.0.gpm_dram_active 35', 'gpu.0.gpm_dram_active inf']);
     const [a, b] = [alloc(), alloc()];
     nvml.gpmSampleGet(nvml.deviceByIndex(0), a);
-    await sleep(120);
+    await sleep(APART_MS);
     nvml.gpmSampleGet(nvml.deviceByIndex(0), b);
     const [sm, dram, tensor] = nvml.gpmMetrics(a, b, [GpmMetricId.SM_UTIL, GpmMetricId.DRAM_BW_UTIL, GpmMetricId.ANY_TENSOR_UTIL]);
     expect(sm).toMatchObject({ code: 0 });
@@ -234,7 +236,7 @@ describe('GPM samples and metrics', () => {
     const [a, b, p1, p2] = [alloc(), alloc(), alloc(), alloc()];
     nvml.gpmSampleGet(nvml.deviceByIndex(0), a);
     nvml.gpmSampleGet(nvml.deviceByIndex(2), p1);
-    await sleep(120);
+    await sleep(APART_MS);
     nvml.gpmSampleGet(nvml.deviceByIndex(0), b);
     nvml.gpmSampleGet(nvml.deviceByIndex(2), p2);
     expect(nvmlError(() => nvml.gpmMetrics(a, b, [GpmMetricId.SM_UTIL]))).toMatchObject({ call: 'nvmlGpmMetricsGet', code: 999 });
@@ -257,24 +259,26 @@ describe('GPM samples and metrics', () => {
 
 describe('a driver without the GPM symbols', () => {
   const omitted = ['nvmlGpmQueryDeviceSupport', 'nvmlGpmSampleAlloc', 'nvmlGpmSampleFree', 'nvmlGpmSampleGet', 'nvmlGpmMigSampleGet', 'nvmlGpmMetricsGet'];
-  const oldPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'kge-gpm-old-')), 'gpm-old.sim');
-  writeFileSync(oldPath, `# kge-sim-omit: ${omitted.join(',')}\n${fixture}`);
-  const old = simulatedNode(oldPath);
+  const old = fixtureScenario('gpm', { omit: omitted });
   let oldNvml: NvmlBinding;
   beforeAll(() => {
-    process.env.KGE_SIM_STATE = oldPath;
-    oldNvml = new NvmlBinding({ libraryPath: old.libraryPath });
+    process.env.KGE_SIM_STATE = old.statePath;
+    oldNvml = new NvmlBinding({ libraryPath: old.node.libraryPath });
     oldNvml.init();
     process.env.KGE_SIM_STATE = statePath;
   });
   afterAll(() => oldNvml.shutdown());
 
-  it('reports every GPM call as FUNCTION_NOT_FOUND (not supported) and lists the symbols once', () => {
+  it('reports every GPM call as FUNCTION_NOT_FOUND (not supported) and lists the symbols once, when it loads', () => {
+    expect([...oldNvml.missingSymbols].sort()).toEqual([...omitted].sort());
     const d = oldNvml.deviceByIndex(0);
-    expect(nvmlError(() => oldNvml.gpmSupported(d))).toMatchObject({ code: 13, notSupported: true });
+    expect(nvmlError(() => oldNvml.gpmSupported(d))).toMatchObject({ call: 'nvmlGpmQueryDeviceSupport', code: 13, notSupported: true });
     expect(nvmlError(() => oldNvml.gpmSampleAlloc())).toMatchObject({ call: 'nvmlGpmSampleAlloc', code: 13 });
-    expect(nvmlError(() => oldNvml.gpmSampleGet(d, null))).toMatchObject({ code: 13 });
+    expect(nvmlError(() => oldNvml.gpmSampleGet(d, null))).toMatchObject({ call: 'nvmlGpmSampleGet', code: 13 });
+    expect(nvmlError(() => oldNvml.gpmMigSampleGet(d, 1, null))).toMatchObject({ call: 'nvmlGpmMigSampleGet', code: 13 });
+    expect(nvmlError(() => oldNvml.gpmSampleFree(null))).toMatchObject({ call: 'nvmlGpmSampleFree', code: 13 });
+    expect(nvmlError(() => oldNvml.gpmMetrics(null, null, [1]))).toMatchObject({ call: 'nvmlGpmMetricsGet', code: 13 });
     expect(nvmlError(() => oldNvml.gpmSupported(d)).code).toBe(13);
-    expect(oldNvml.missingSymbols.filter((s) => s.startsWith('nvmlGpm')).sort()).toEqual(['nvmlGpmQueryDeviceSupport', 'nvmlGpmSampleAlloc', 'nvmlGpmSampleGet']);
+    expect([...oldNvml.missingSymbols].sort()).toEqual([...omitted].sort());
   });
 });

@@ -1,6 +1,3 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Writable } from 'node:stream';
 import koffi from 'koffi';
 import pino from 'pino';
@@ -18,7 +15,6 @@ import { BusyTimeIntegrator } from '../src/sampler/busy-time.js';
 import { Sampler } from '../src/sampler/sampler.js';
 import { StateChangeLog } from '../src/sampler/state-log.js';
 import { Ticker } from '../src/sampler/tick.js';
-import { simulatedNode } from '../src/sim/harness.js';
 import { fixtureScenario } from './support/fixture-scenario.js';
 
 /**
@@ -28,7 +24,7 @@ import { fixtureScenario } from './support/fixture-scenario.js';
  * line for GPUs without GPM, and the freeing of GPM samples.
  */
 const scenario = fixtureScenario('gpm');
-const node = simulatedNode(scenario.statePath);
+const { node } = scenario;
 const samplesInUse = koffi.load(node.libraryPath).func('int kgeSimGpmSamplesInUse()') as () => number;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** More than the 100 ms two GPM samples need between them, with room for a busy machine. */
@@ -243,11 +239,9 @@ describe('gpm collector', () => {
     ['every GPM symbol', ['nvmlGpmQueryDeviceSupport', 'nvmlGpmSampleAlloc', 'nvmlGpmSampleFree', 'nvmlGpmSampleGet', 'nvmlGpmMigSampleGet', 'nvmlGpmMetricsGet'], 'nvmlGpmQueryDeviceSupport'],
     ['nvmlGpmSampleAlloc alone', ['nvmlGpmSampleAlloc'], 'nvmlGpmSampleAlloc'],
   ])('treats a driver without %s as "no GPM": no values, the reason noted, no error', async (_what, omit, named) => {
-    const oldPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'kge-gpm-omit-')), 'gpm.sim');
-    writeFileSync(oldPath, `# kge-sim-omit: ${omit.join(',')}\n${scenario.original}`);
-    const old = simulatedNode(oldPath);
-    process.env.KGE_SIM_STATE = oldPath;
-    const oldNvml = new NvmlBinding({ libraryPath: old.libraryPath });
+    const old = fixtureScenario('gpm', { omit });
+    process.env.KGE_SIM_STATE = old.statePath;
+    const oldNvml = new NvmlBinding({ libraryPath: old.node.libraryPath });
     oldNvml.init();
     process.env.KGE_SIM_STATE = scenario.statePath;
     try {

@@ -1,7 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Collector } from '../src/collectors/collector.js';
@@ -18,19 +15,15 @@ import { FieldId } from '../src/native/nvml-constants.js';
 import type { GpuSample, NodeSample, ValueKey } from '../src/sample.js';
 import { Sampler } from '../src/sampler/sampler.js';
 import { Ticker } from '../src/sampler/tick.js';
-import { simulatedNode } from '../src/sim/harness.js';
-import { ROOT } from './support/exporter-process.js';
+import { fixtureScenario } from './support/fixture-scenario.js';
 
 /**
  * The health collectors (ecc, memory_errors, pcie_errors, nvlink, throttle, violation) through a
  * real Ticker and the koffi binding on the simulated NVML, driven by test/fixtures/health-values.sim
  * (copied: tests change it while the library runs), and their families in both naming schemes.
  */
-const dir = mkdtempSync(path.join(os.tmpdir(), 'kge-health-values-'));
-const statePath = path.join(dir, 'health-values.sim');
-copyFileSync(path.join(ROOT, 'test', 'fixtures', 'health-values.sim'), statePath);
-const original = readFileSync(statePath, 'utf8');
-const node = simulatedNode(statePath);
+const scenario = fixtureScenario('health-values');
+const { node, statePath } = scenario;
 let nvml: NvmlBinding;
 
 beforeAll(() => {
@@ -40,25 +33,10 @@ beforeAll(() => {
 });
 afterAll(() => nvml.shutdown());
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Rewrites the scenario (each [from, to] replaced once) and has the library re-read it. */
+const changeScenario = scenario.edit;
 
-/** Rewrites the scenario (each [from, to] replaced once) and waits until the library has re-read it. */
-async function changeScenario(...edits: [string, string][]): Promise<void> {
-  let text = original;
-  for (const [from, to] of edits) {
-    expect(text).toContain(from);
-    text = text.replace(from, to);
-  }
-  writeFileSync(statePath, text);
-  await sleep(80);
-}
-
-afterEach(async () => {
-  if (readFileSync(statePath, 'utf8') !== original) {
-    writeFileSync(statePath, original);
-    await sleep(80);
-  }
-});
+afterEach(() => scenario.restore());
 
 const eccCollector = collectorNamed('ecc');
 const pcieErrorsCollector = collectorNamed('pcie_errors');

@@ -1,6 +1,3 @@
-import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Collector } from '../src/collectors/collector.js';
 import { migCollector } from '../src/collectors/mig.js';
@@ -8,19 +5,14 @@ import { averageProcessUtilization, processesCollector } from '../src/collectors
 import { NvmlBinding } from '../src/native/nvml-binding.js';
 import type { GpuSample, NodeSample } from '../src/sample.js';
 import { Ticker } from '../src/sampler/tick.js';
-import { simulatedNode } from '../src/sim/harness.js';
-import { ROOT } from './support/exporter-process.js';
-import { replaceScenarioFile } from '../src/sim/scenario-file.js';
+import { fixtureScenario } from './support/fixture-scenario.js';
 
 /**
  * The processes collector through a real Ticker and the koffi binding on the simulated NVML:
  * test/fixtures/processes.sim (GPU 0 whole, GPU 1 in MIG mode), copied so tests can change it.
  */
-const dir = mkdtempSync(path.join(os.tmpdir(), 'kge-procs-'));
-const statePath = path.join(dir, 'processes.sim');
-copyFileSync(path.join(ROOT, 'test', 'fixtures', 'processes.sim'), statePath);
-const original = readFileSync(statePath, 'utf8');
-const node = simulatedNode(statePath);
+const scenario = fixtureScenario('processes');
+const { node, statePath, original } = scenario;
 let nvml: NvmlBinding;
 
 const GiB = 1024 ** 3;
@@ -34,15 +26,12 @@ afterAll(() => nvml.shutdown());
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Rewrites the scenario and waits until the library has re-read it (it checks every 20 ms). */
-async function setScenario(extra: string): Promise<void> {
-  replaceScenarioFile(statePath, extra ? `${original}\n${extra}\n` : original);
-  await sleep(80);
+/** Rewrites the scenario (the fixture plus these lines) and has the library re-read it. */
+function setScenario(extra: string): Promise<void> {
+  return scenario.write(extra ? `${original}\n${extra}\n` : original);
 }
 
-afterEach(async () => {
-  if (readFileSync(statePath, 'utf8') !== original) await setScenario('');
-});
+afterEach(() => scenario.restore());
 
 function gpu(sample: NodeSample, index: number): GpuSample {
   const g = sample.gpus.find((x) => x.index === index);
@@ -90,7 +79,9 @@ describe('processes collector', () => {
     const ticker = new Ticker(nvml, [migCollector, processesCollector]);
     const first = gpu(ticker.tick(), 0).processUtilization!;
     expect(first.map((u) => u.pid)).toEqual([1001, 1002]);
-    await sleep(300); // >= 6 driver samples at 50 ms
+    // utilization is averaged over the driver samples since the last tick: wait for at least 3
+    // (every 50 ms), as any 3 consecutive samples of pid 1002 average strictly between 20 and 60
+    await sleep(200);
     const util = gpu(ticker.tick(), 0).processUtilization!;
     // pid 1003 has no samples
     expect(util.map((u) => u.pid)).toEqual([1001, 1002]);

@@ -199,6 +199,12 @@ describe.runIf(prometheusInstalled)('rules and dashboards against a real Prometh
     expect(idle.filter((l) => ['llm-pretrain-0', 'vision-finetune-7c9f4', 'chat-api-5d8f9-x2k4q'].includes(l.pod!))).toEqual([]);
   });
 
+  it('the PCIe link alert holds for the demo\'s GPU 3 (x8 of x16) and for no other GPU', async () => {
+    const a = await prometheus.api<{ alerts: { labels: Record<string, string>; state: string }[] }>('/api/v1/alerts');
+    const link = a.data.alerts.filter((x) => x.labels.alertname === 'GpuPcieLinkDegraded').map((x) => x.labels.gpu);
+    expect(link).toEqual(['3']);
+  });
+
   it('showback sums the demo\'s shares: 4 whole GPUs, GPU 4\'s four replicas, three MIG instances (5/7 of GPU 7), GPU 6', async () => {
     const a = await prometheus.query('sum(node_namespace:gpu_allocated:sum)');
     // ml-train 2 + ml-research 2 (vision) + 1 (notebook-bob) + GPU 4 (4 x 1/4) + 3/7 + 1/7 + 1/7

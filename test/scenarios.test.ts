@@ -17,7 +17,7 @@ const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 /** Families whose values move over time (random walks, counters, timings). */
 const MOVING = new Set<string>([
-  ...GPU_FAMILIES.filter((f) => !['fbTotalBytes', 'fbReservedBytes', 'powerLimitMilliwatts', 'maxSmClockMHz', 'maxMemClockMHz', 'maxGraphicsClockMHz', 'migModeEnabled', 'performanceState'].includes(f.source)).flatMap((f) => [familyName(f, 'dcgm').name, familyName(f, 'prometheus').name]),
+  ...GPU_FAMILIES.filter((f) => !['fbTotalBytes', 'fbReservedBytes', 'powerLimitMilliwatts', 'maxSmClockMHz', 'maxMemClockMHz', 'maxGraphicsClockMHz', 'migModeEnabled', 'performanceState', 'pcieLinkGen', 'pcieLinkWidth', 'maxPcieLinkGen', 'maxPcieLinkWidth'].includes(f.source)).flatMap((f) => [familyName(f, 'dcgm').name, familyName(f, 'prometheus').name]),
   'kube_gpu_exporter_collector_duration_seconds',
   'kube_gpu_exporter_last_sample_timestamp_seconds',
   'kube_gpu_exporter_sample_duration_seconds',

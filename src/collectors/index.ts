@@ -24,6 +24,7 @@ const COLLECTOR_TABLE = {
   fan: declaredCollector({ name: 'fan', description: 'Fan speed (absent on GPUs without a fan, e.g. SXM modules)' }),
   pstate: declaredCollector({ name: 'pstate', description: 'Performance state (P0 = 0 ... P15 = 15)' }),
   pcie: declaredCollector({ name: 'pcie', description: 'PCIe transmit and receive throughput (each read blocks the driver ~20 ms)' }),
+  pcie_link: declaredCollector({ name: 'pcie_link', description: 'PCIe link generation and width, now and the most the GPU and its slot support (a link below its maximum is a hardware fault)' }),
   codec: declaredCollector({ name: 'codec', description: 'Video encoder and decoder utilization' }),
   throttle: declaredCollector({
     name: 'throttle',

@@ -1,10 +1,11 @@
 import koffi from 'koffi';
+import { cStruct } from './c-struct.js';
 
 /**
  * The C layouts of NVML's GPM (GPU performance monitoring) calls and the request buffer of
- * nvmlGpmMetricsGet. The structs are declared with koffi so their sizes and offsets can be
- * checked against the ABI; the request itself is a plain Buffer written and read at those
- * offsets (converting a 333-entry struct array per call would cost more than the call).
+ * nvmlGpmMetricsGet, as koffi types. The request itself is a reused Buffer written and read
+ * through the struct accessors (converting a 333-entry struct array per call would cost more
+ * than the call).
  */
 
 /** nvmlGpmSample_t: an opaque pointer NVML allocates (nvmlGpmSampleAlloc) and frees (nvmlGpmSampleFree). */
@@ -18,44 +19,29 @@ export const GPM_METRICS_MAX = 333;
 /** The metrics array of the CUDA 11.8-12.8 headers: a request never asks for more, so older drivers accept it. */
 export const GPM_METRICS_PER_CALL = 98;
 
-export const GpmSupport = koffi.struct('nvmlGpmSupport_t', { version: 'uint32', isSupportedDevice: 'uint32' });
-const GpmMetricInfo = koffi.struct('nvmlGpmMetricInfo_t', { shortName: 'const char *', longName: 'const char *', unit: 'const char *' });
-const GpmMetric = koffi.struct('nvmlGpmMetric_t', { metricId: 'uint32', nvmlReturn: 'int', value: 'double', metricInfo: GpmMetricInfo });
-const GpmMetricsGet = koffi.struct('nvmlGpmMetricsGet_t', {
-  version: 'uint32',
-  numMetrics: 'uint32',
+export const GpmSupport = cStruct('nvmlGpmSupport_t', { version: 'unsigned int', isSupportedDevice: 'unsigned int' });
+const GpmMetricInfo = cStruct('nvmlGpmMetricInfo_t', { shortName: 'const char *', longName: 'const char *', unit: 'const char *' });
+const GpmMetric = cStruct('nvmlGpmMetric_t', { metricId: 'unsigned int', nvmlReturn: 'int', value: 'double', metricInfo: GpmMetricInfo });
+const GpmMetricsGet = cStruct('nvmlGpmMetricsGet_t', {
+  version: 'unsigned int',
+  numMetrics: 'unsigned int',
   sample1: 'nvmlGpmSample_t',
   sample2: 'nvmlGpmSample_t',
-  metrics: koffi.array(GpmMetric, GPM_METRICS_MAX),
+  metrics: koffi.array(GpmMetric.type, GPM_METRICS_MAX),
 });
 
 export const GPM_ABI_SIZES = {
-  nvmlGpmSupport_t: koffi.sizeof(GpmSupport),
-  nvmlGpmMetric_t: koffi.sizeof(GpmMetric),
-  nvmlGpmMetricsGet_t: koffi.sizeof(GpmMetricsGet),
+  nvmlGpmSupport_t: GpmSupport.size,
+  nvmlGpmMetric_t: GpmMetric.size,
+  nvmlGpmMetricsGet_t: GpmMetricsGet.size,
 };
 
-/** Field offsets the request buffer is written and read at (checked by tests against the C layout). */
+/** Member offsets of the GPM structs (checked by tests against the C layout). */
 export const GPM_ABI_OFFSETS = {
-  nvmlGpmSupport_t: { version: koffi.offsetof(GpmSupport, 'version'), isSupportedDevice: koffi.offsetof(GpmSupport, 'isSupportedDevice') },
-  nvmlGpmMetric_t: {
-    metricId: koffi.offsetof(GpmMetric, 'metricId'),
-    nvmlReturn: koffi.offsetof(GpmMetric, 'nvmlReturn'),
-    value: koffi.offsetof(GpmMetric, 'value'),
-    metricInfo: koffi.offsetof(GpmMetric, 'metricInfo'),
-  },
-  nvmlGpmMetricInfo: {
-    shortName: koffi.offsetof(GpmMetricInfo, 'shortName'),
-    longName: koffi.offsetof(GpmMetricInfo, 'longName'),
-    unit: koffi.offsetof(GpmMetricInfo, 'unit'),
-  },
-  nvmlGpmMetricsGet_t: {
-    version: koffi.offsetof(GpmMetricsGet, 'version'),
-    numMetrics: koffi.offsetof(GpmMetricsGet, 'numMetrics'),
-    sample1: koffi.offsetof(GpmMetricsGet, 'sample1'),
-    sample2: koffi.offsetof(GpmMetricsGet, 'sample2'),
-    metrics: koffi.offsetof(GpmMetricsGet, 'metrics'),
-  },
+  nvmlGpmSupport_t: GpmSupport.offset,
+  nvmlGpmMetric_t: GpmMetric.offset,
+  nvmlGpmMetricInfo: GpmMetricInfo.offset,
+  nvmlGpmMetricsGet_t: GpmMetricsGet.offset,
 };
 
 /** One entry of an nvmlGpmMetricsGet answer. */
@@ -67,16 +53,12 @@ export interface GpmMetricResult {
   value?: number;
 }
 
-const REQ = GPM_ABI_OFFSETS.nvmlGpmMetricsGet_t;
-const METRIC = GPM_ABI_OFFSETS.nvmlGpmMetric_t;
-const METRIC_SIZE = GPM_ABI_SIZES.nvmlGpmMetric_t;
-
 /**
  * A reusable nvmlGpmMetricsGet_t buffer. Not shared between threads: the binding that owns it
  * is only used on the sampling thread.
  */
 export class GpmMetricsRequest {
-  readonly buffer = Buffer.alloc(GPM_ABI_SIZES.nvmlGpmMetricsGet_t);
+  readonly buffer = Buffer.alloc(GpmMetricsGet.size);
 
   /** Writes version, the two samples (their addresses) and the metric ids; clears the entries used. */
   prepare(sample1: unknown, sample2: unknown, metricIds: readonly number[]): void {
@@ -84,21 +66,25 @@ export class GpmMetricsRequest {
       throw new RangeError(`nvmlGpmMetricsGet: ${metricIds.length} metrics asked for in one call; at most ${GPM_METRICS_PER_CALL} (what every driver accepts)`);
     }
     const buf = this.buffer;
-    buf.fill(0, 0, REQ.metrics + metricIds.length * METRIC_SIZE);
-    buf.writeUInt32LE(GPM_METRICS_GET_VERSION, REQ.version);
-    buf.writeUInt32LE(metricIds.length, REQ.numMetrics);
-    buf.writeBigUInt64LE(koffi.address(sample1), REQ.sample1);
-    buf.writeBigUInt64LE(koffi.address(sample2), REQ.sample2);
-    metricIds.forEach((id, i) => buf.writeUInt32LE(id >>> 0, REQ.metrics + i * METRIC_SIZE + METRIC.metricId));
+    const metrics = GpmMetricsGet.offset.metrics;
+    buf.fill(0, 0, metrics + metricIds.length * GpmMetric.size);
+    GpmMetricsGet.write.version(buf, 0, GPM_METRICS_GET_VERSION);
+    GpmMetricsGet.write.numMetrics(buf, 0, metricIds.length);
+    GpmMetricsGet.writePointer('sample1', buf, 0, sample1);
+    GpmMetricsGet.writePointer('sample2', buf, 0, sample2);
+    for (let i = 0; i < metricIds.length; i++) GpmMetric.write.metricId(buf, metrics + i * GpmMetric.size, metricIds[i]! >>> 0);
   }
 
   /** The entries the driver filled in, in the order asked for. */
   results(metricIds: readonly number[]): GpmMetricResult[] {
     const buf = this.buffer;
-    return metricIds.map((metricId, i) => {
-      const at = REQ.metrics + i * METRIC_SIZE;
-      const code = buf.readInt32LE(at + METRIC.nvmlReturn);
-      return code === 0 ? { metricId, code, value: buf.readDoubleLE(at + METRIC.value) } : { metricId, code };
-    });
+    const out: GpmMetricResult[] = new Array(metricIds.length);
+    for (let i = 0; i < metricIds.length; i++) {
+      const at = GpmMetricsGet.offset.metrics + i * GpmMetric.size;
+      const metricId = metricIds[i]!;
+      const code = GpmMetric.read.nvmlReturn(buf, at);
+      out[i] = code === 0 ? { metricId, code, value: GpmMetric.read.value(buf, at) } : { metricId, code };
+    }
+    return out;
   }
 }

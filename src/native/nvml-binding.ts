@@ -1,74 +1,49 @@
 import koffi from 'koffi';
-import { GPM_ABI_SIZES, GPM_SUPPORT_VERSION, GpmMetricsRequest, type GpmMetricResult } from './gpm-abi.js';
+import { StructArray } from './c-struct.js';
+import { GPM_SUPPORT_VERSION, GpmMetricsRequest, type GpmMetricResult } from './gpm-abi.js';
 import { libraryCandidates, openFirst } from './library-discovery.js';
 import {
-  NvmlError,
-  NVML_ERROR_FUNCTION_NOT_FOUND,
-  NVML_ERROR_INSUFFICIENT_SIZE,
-  NVML_ERROR_NOT_FOUND,
-  NVML_ERROR_TIMEOUT,
-  NVML_SUCCESS,
-} from './nvml-return.js';
+  FieldValue,
+  fieldValueNumber,
+  MEMORY_V2_VERSION,
+  ProcessInfo as ProcessInfoStruct,
+  ProcessUtilizationSample as ProcessUtilizationSampleStruct,
+} from './nvml-structs.js';
+import {
+  bindSymbols,
+  NOT_EXPORTED_TEXT,
+  type BoundSymbol,
+  type BoundSymbols,
+  type DeviceCodecSymbol,
+  type DeviceIntSymbol,
+  type DeviceStringSymbol,
+  type DeviceEnumUintSymbol,
+  type DeviceUintSymbol,
+  type DeviceUlonglongSymbol,
+  type NativeFunction,
+  type NvmlSymbolName,
+} from './nvml-symbols.js';
+import { NvmlError, NVML_ERROR_FUNCTION_NOT_FOUND, NVML_ERROR_INSUFFICIENT_SIZE, NVML_ERROR_NOT_FOUND, NVML_ERROR_TIMEOUT, NVML_SUCCESS } from './nvml-return.js';
 
 /**
- * koffi binding of libnvidia-ml.so.1. Every call here is synchronous and may block,
- * so this module is only ever used from the sampling worker thread, never the event loop.
+ * koffi binding of libnvidia-ml.so.1. Every call here is synchronous and may block, so this
+ * module is only ever used from the sampling worker thread, never the event loop (the event
+ * wait runs on a libuv pool thread: waitForEventAsync). The functions it calls are the table
+ * of nvml-symbols.ts, bound when the library is loaded; the structs are those of nvml-structs.ts.
  */
 
-koffi.pointer('nvmlDevice_t', koffi.opaque('nvmlDevice_st'));
-koffi.pointer('nvmlEventSet_t', koffi.opaque('nvmlEventSet_st'));
+export { ABI_SIZES } from './nvml-structs.js';
+export type { NvmlSymbolName } from './nvml-symbols.js';
 
-const PciInfo = koffi.struct('nvmlPciInfo_t', {
-  busIdLegacy: koffi.array('char', 16),
-  domain: 'uint32',
-  bus: 'uint32',
-  device: 'uint32',
-  pciDeviceId: 'uint32',
-  pciSubSystemId: 'uint32',
-  busId: koffi.array('char', 32),
-});
-const Utilization = koffi.struct('nvmlUtilization_t', { gpu: 'uint32', memory: 'uint32' });
-const MemoryV1 = koffi.struct('nvmlMemory_t', { total: 'uint64', free: 'uint64', used: 'uint64' });
-const MemoryV2 = koffi.struct('nvmlMemory_v2_t', {
-  version: 'uint32',
-  total: 'uint64',
-  reserved: 'uint64',
-  free: 'uint64',
-  used: 'uint64',
-});
-const ViolationTime = koffi.struct('nvmlViolationTime_t', { referenceTime: 'uint64', violationTime: 'uint64' });
-const EventData = koffi.struct('nvmlEventData_t', {
-  device: 'nvmlDevice_t',
-  eventType: 'uint64',
-  eventData: 'uint64',
-  gpuInstanceId: 'uint32',
-  computeInstanceId: 'uint32',
-});
-
-/** Sizes the C ABI fixes; checked by tests against koffi's layout. */
-export const ABI_SIZES = {
-  nvmlPciInfo_t: koffi.sizeof(PciInfo),
-  nvmlUtilization_t: koffi.sizeof(Utilization),
-  nvmlMemory_t: koffi.sizeof(MemoryV1),
-  nvmlMemory_v2_t: koffi.sizeof(MemoryV2),
-  nvmlProcessInfo_t: 24,
-  nvmlProcessUtilizationSample_t: 32,
-  nvmlFieldValue_t: 40,
-  nvmlViolationTime_t: koffi.sizeof(ViolationTime),
-  nvmlEventData_t: koffi.sizeof(EventData),
-  ...GPM_ABI_SIZES,
-};
-
-const MEMORY_V2_VERSION = 0x02000028;
 const NVML_DEVICE_UUID_V2_BUFFER_SIZE = 96;
 const NVML_DEVICE_NAME_V2_BUFFER_SIZE = 96;
 const NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE = 80;
-const PROCESS_INFO_SIZE = 24;
-const PROCESS_UTIL_SAMPLE_SIZE = 32;
-const FIELD_VALUE_SIZE = 40;
+/** What NVML puts in a GPU or compute instance id that is not a MIG instance. */
 const NOT_MIG = 0xffffffff;
 /** NVML_VALUE_NOT_AVAILABLE as an unsigned long long (e.g. usedGpuMemory without permission). */
 const VALUE_NOT_AVAILABLE_U64 = 0xffffffffffffffffn;
+/** Tries of a sizing call pair (count, then fill) when the list grows between the two. */
+const SIZING_ATTEMPTS = 4;
 
 /** Opaque device handle (a pointer owned by NVML). */
 export type Device = unknown;
@@ -159,11 +134,14 @@ export interface FieldValueResult {
   code: number;
 }
 
-type NativeFn = (...args: unknown[]) => number;
-
 function cString(buf: Buffer): string {
   const end = buf.indexOf(0);
   return buf.toString('utf8', 0, end < 0 ? buf.length : end);
+}
+
+/** The FUNCTION_NOT_FOUND error of a call to a symbol this driver does not export. */
+function notExported(name: string): NvmlError {
+  return new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, NOT_EXPORTED_TEXT);
 }
 
 export interface NvmlBindingOptions {
@@ -174,110 +152,130 @@ export interface NvmlBindingOptions {
 
 export class NvmlBinding {
   readonly libraryPath: string;
-  /** Optional symbols this driver lacks (reported once by the sampler). */
-  readonly missingSymbols: string[] = [];
-  private readonly lib: koffi.IKoffiLib;
-  private readonly fns = new Map<string, NativeFn | null>();
+  /** Optional symbols this driver lacks, each once (reported once by the sampler). */
+  readonly missingSymbols: string[];
+  private readonly symbols: BoundSymbols;
+  private readonly errorString: NativeFunction;
   /** nvmlErrorString of each code met so far. */
   private readonly errorTexts = new Map<number, string>();
-  private readonly errorString: (code: number) => string;
+  /** Out-parameters of the scalar getters, reused: calls are synchronous, on one thread. */
+  private readonly outA: unknown[] = [0];
+  private readonly outB: unknown[] = [0];
+  /** Room for the longest string a call returns (UUID and name: 96 bytes). */
+  private readonly stringBuffer = Buffer.alloc(Math.max(NVML_DEVICE_UUID_V2_BUFFER_SIZE, NVML_DEVICE_NAME_V2_BUFFER_SIZE, NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE));
+  private readonly fieldValueBuffer = new StructArray(FieldValue.size, 32);
+  private readonly processBuffer = new StructArray(ProcessInfoStruct.size, 16);
+  private readonly processUtilizationBuffer = new StructArray(ProcessUtilizationSampleStruct.size, 64);
   private gpmRequest: GpmMetricsRequest | undefined;
 
   constructor(opts: NvmlBindingOptions = {}) {
     const { lib, spec } = openFirst(libraryCandidates(opts.libraryPath, opts.driverRoot), (s) => koffi.load(s));
-    this.lib = lib;
     this.libraryPath = spec;
-    this.errorString = this.lib.func('const char *nvmlErrorString(int result)') as (code: number) => string;
+    const { symbols, missing } = bindSymbols(lib, spec);
+    this.symbols = symbols;
+    this.missingSymbols = missing;
+    this.errorString = symbols.nvmlErrorString.fn!;
   }
 
-  private fn(proto: string, name: string, required = false): NativeFn | null {
-    let f = this.fns.get(name);
-    if (f !== undefined) return f;
-    try {
-      f = this.lib.func(proto) as NativeFn;
-    } catch (err) {
-      if (required) throw err;
-      f = null;
-      this.missingSymbols.push(name);
-    }
-    this.fns.set(name, f);
-    return f;
+  /** The bound function of a symbol; FUNCTION_NOT_FOUND where the driver has none. */
+  private bound<N extends NvmlSymbolName>(name: N): BoundSymbol<N> & { fn: NativeFunction } {
+    const s = this.symbols[name];
+    if (s.fn === null) throw notExported(s.name);
+    return s as BoundSymbol<N> & { fn: NativeFunction };
   }
 
   private check(call: string, code: number): void {
     if (code === NVML_SUCCESS) return;
     // the driver's text for a code never changes: ask once per code
     let text = this.errorTexts.get(code);
-    if (text === undefined) this.errorTexts.set(code, (text = this.errorString(code) ?? ''));
+    if (text === undefined) this.errorTexts.set(code, (text = (this.errorString(code) as string | null) ?? ''));
     throw new NvmlError(call, code, text);
   }
 
-  /** Calls an optional symbol; a missing one is FUNCTION_NOT_FOUND (treated as "not supported"). */
-  private call(name: string, proto: string, ...args: unknown[]): void {
-    const f = this.fn(proto, name);
-    if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
-    this.check(name, f(...args));
+  /** Calls a symbol of the table and throws NvmlError unless it returns SUCCESS. */
+  private call(name: NvmlSymbolName, ...args: unknown[]): void {
+    const s = this.bound(name);
+    this.check(s.name, s.fn(...args) as number);
+  }
+
+  /** `nvmlReturn_t fn(nvmlDevice_t, unsigned int *)` */
+  private deviceUint(name: DeviceUintSymbol, device: Device): number {
+    this.call(name, device, this.outA);
+    return this.outA[0] as number;
+  }
+
+  /** `nvmlReturn_t fn(nvmlDevice_t, int *)` */
+  private deviceInt(name: DeviceIntSymbol, device: Device): number {
+    this.call(name, device, this.outA);
+    return this.outA[0] as number;
+  }
+
+  /** `nvmlReturn_t fn(nvmlDevice_t, unsigned long long *)`, as koffi gives it (a number, or a bigint past 2^53). */
+  private deviceUlonglong(name: DeviceUlonglongSymbol, device: Device): number | bigint {
+    this.call(name, device, this.outA);
+    return this.outA[0] as number | bigint;
+  }
+
+  /** `nvmlReturn_t fn(nvmlDevice_t, int which, unsigned int *)` */
+  private deviceUintOf(name: DeviceEnumUintSymbol, device: Device, arg: number): number {
+    this.call(name, device, arg, this.outA);
+    return this.outA[0] as number;
+  }
+
+  /** `nvmlReturn_t fn(nvmlDevice_t, char *buffer, unsigned int length)` */
+  private deviceString(name: DeviceStringSymbol, device: Device, size: number): string {
+    const buf = this.stringBuffer.fill(0, 0, size);
+    this.call(name, device, buf, size);
+    return cString(buf.subarray(0, size));
+  }
+
+  /** `nvmlReturn_t fn(nvmlDevice_t, unsigned int *utilization, unsigned int *samplingPeriodUs)` */
+  private codecUtilization(name: DeviceCodecSymbol, device: Device): number {
+    this.call(name, device, this.outA, this.outB);
+    return this.outA[0] as number;
   }
 
   init(): void {
-    const f = this.fn('int nvmlInit_v2()', 'nvmlInit_v2', true)!;
-    this.check('nvmlInit_v2', f());
+    this.call('nvmlInit_v2');
   }
 
   shutdown(): void {
-    const f = this.fn('int nvmlShutdown()', 'nvmlShutdown', true)!;
-    this.check('nvmlShutdown', f());
-  }
-
-  private string(name: string, size: number, device?: Device): string {
-    const buf = Buffer.alloc(size);
-    if (device === undefined) this.call(name, `int ${name}(_Out_ uint8_t *buf, uint32 len)`, buf, size);
-    else this.call(name, `int ${name}(nvmlDevice_t dev, _Out_ uint8_t *buf, uint32 len)`, device, buf, size);
-    return cString(buf);
-  }
-
-  private uint(name: string, device: Device): number {
-    const out = [0];
-    this.call(name, `int ${name}(nvmlDevice_t dev, _Out_ uint32 *out)`, device, out);
-    return out[0]!;
+    this.call('nvmlShutdown');
   }
 
   driverVersion(): string {
-    return this.string('nvmlSystemGetDriverVersion', NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE);
+    const size = NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE;
+    const buf = this.stringBuffer.fill(0, 0, size);
+    this.call('nvmlSystemGetDriverVersion', buf, size);
+    return cString(buf.subarray(0, size));
   }
 
   deviceCount(): number {
-    const out = [0];
-    this.call('nvmlDeviceGetCount_v2', 'int nvmlDeviceGetCount_v2(_Out_ uint32 *count)', out);
-    return out[0]!;
+    this.call('nvmlDeviceGetCount_v2', this.outA);
+    return this.outA[0] as number;
   }
 
   deviceByIndex(index: number): Device {
     const out: unknown[] = [null];
-    this.call(
-      'nvmlDeviceGetHandleByIndex_v2',
-      'int nvmlDeviceGetHandleByIndex_v2(uint32 index, _Out_ nvmlDevice_t *dev)',
-      index,
-      out,
-    );
+    this.call('nvmlDeviceGetHandleByIndex_v2', index, out);
     return out[0];
   }
 
   uuid(device: Device): string {
-    return this.string('nvmlDeviceGetUUID', NVML_DEVICE_UUID_V2_BUFFER_SIZE, device);
+    return this.deviceString('nvmlDeviceGetUUID', device, NVML_DEVICE_UUID_V2_BUFFER_SIZE);
   }
 
   name(device: Device): string {
-    return this.string('nvmlDeviceGetName', NVML_DEVICE_NAME_V2_BUFFER_SIZE, device);
+    return this.deviceString('nvmlDeviceGetName', device, NVML_DEVICE_NAME_V2_BUFFER_SIZE);
   }
 
   minorNumber(device: Device): number {
-    return this.uint('nvmlDeviceGetMinorNumber', device);
+    return this.deviceUint('nvmlDeviceGetMinorNumber', device);
   }
 
   pciInfo(device: Device): PciInfoValue {
     const out: Record<string, unknown> = {};
-    this.call('nvmlDeviceGetPciInfo_v3', 'int nvmlDeviceGetPciInfo_v3(nvmlDevice_t dev, _Out_ nvmlPciInfo_t *pci)', device, out);
+    this.call('nvmlDeviceGetPciInfo_v3', device, out);
     return {
       busId: String(out.busId),
       domain: Number(out.domain),
@@ -290,20 +288,8 @@ export class NvmlBinding {
 
   utilizationRates(device: Device): { gpu: number; memory: number } {
     const out: Record<string, number> = {};
-    this.call(
-      'nvmlDeviceGetUtilizationRates',
-      'int nvmlDeviceGetUtilizationRates(nvmlDevice_t dev, _Out_ nvmlUtilization_t *u)',
-      device,
-      out,
-    );
+    this.call('nvmlDeviceGetUtilizationRates', device, out);
     return { gpu: out.gpu!, memory: out.memory! };
-  }
-
-  private codecUtilization(name: string, device: Device): number {
-    const util = [0];
-    const period = [0];
-    this.call(name, `int ${name}(nvmlDevice_t dev, _Out_ uint32 *util, _Out_ uint32 *periodUs)`, device, util, period);
-    return util[0]!;
   }
 
   encoderUtilization(device: Device): number {
@@ -316,119 +302,106 @@ export class NvmlBinding {
 
   /** MemoryInfo_v2 (with reserved) where the driver has it, else the v1 call. */
   memoryInfo(device: Device): MemoryInfo {
-    if (this.fn('int nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, _Inout_ nvmlMemory_v2_t *m)', 'nvmlDeviceGetMemoryInfo_v2')) {
+    const s = this.bound('nvmlDeviceGetMemoryInfo_v2');
+    if (s.name === 'nvmlDeviceGetMemoryInfo_v2') {
       const m: Record<string, number> = { version: MEMORY_V2_VERSION, total: 0, reserved: 0, free: 0, used: 0 };
-      this.call('nvmlDeviceGetMemoryInfo_v2', '', device, m);
+      this.check(s.name, s.fn(device, m) as number);
       return { total: Number(m.total), reserved: Number(m.reserved), free: Number(m.free), used: Number(m.used) };
     }
     const m: Record<string, number> = {};
-    this.call('nvmlDeviceGetMemoryInfo', 'int nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, _Out_ nvmlMemory_t *m)', device, m);
+    this.check(s.name, s.fn(device, m) as number);
     return { total: Number(m.total), free: Number(m.free), used: Number(m.used) };
   }
 
   temperature(device: Device, sensor = 0): number {
-    const out = [0];
-    this.call(
-      'nvmlDeviceGetTemperature',
-      'int nvmlDeviceGetTemperature(nvmlDevice_t dev, int sensor, _Out_ uint32 *t)',
-      device,
-      sensor,
-      out,
-    );
-    return out[0]!;
+    return this.deviceUintOf('nvmlDeviceGetTemperature', device, sensor);
   }
 
   powerUsageMilliwatts(device: Device): number {
-    return this.uint('nvmlDeviceGetPowerUsage', device);
+    return this.deviceUint('nvmlDeviceGetPowerUsage', device);
   }
 
   enforcedPowerLimitMilliwatts(device: Device): number {
-    return this.uint('nvmlDeviceGetEnforcedPowerLimit', device);
+    return this.deviceUint('nvmlDeviceGetEnforcedPowerLimit', device);
   }
 
   totalEnergyMillijoules(device: Device): number {
-    const out = [0n];
-    this.call(
-      'nvmlDeviceGetTotalEnergyConsumption',
-      'int nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t dev, _Out_ uint64 *mj)',
-      device,
-      out,
-    );
-    return Number(out[0]);
+    return Number(this.deviceUlonglong('nvmlDeviceGetTotalEnergyConsumption', device));
   }
 
   clockMHz(device: Device, type: number): number {
-    const out = [0];
-    this.call('nvmlDeviceGetClockInfo', 'int nvmlDeviceGetClockInfo(nvmlDevice_t dev, int type, _Out_ uint32 *mhz)', device, type, out);
-    return out[0]!;
+    return this.deviceUintOf('nvmlDeviceGetClockInfo', device, type);
   }
 
   maxClockMHz(device: Device, type: number): number {
-    const out = [0];
-    this.call('nvmlDeviceGetMaxClockInfo', 'int nvmlDeviceGetMaxClockInfo(nvmlDevice_t dev, int type, _Out_ uint32 *mhz)', device, type, out);
-    return out[0]!;
+    return this.deviceUintOf('nvmlDeviceGetMaxClockInfo', device, type);
   }
 
   fanSpeedPercent(device: Device): number {
-    return this.uint('nvmlDeviceGetFanSpeed', device);
+    return this.deviceUint('nvmlDeviceGetFanSpeed', device);
   }
 
   performanceState(device: Device): number {
-    const out = [0];
-    this.call('nvmlDeviceGetPerformanceState', 'int nvmlDeviceGetPerformanceState(nvmlDevice_t dev, _Out_ int *p)', device, out);
-    return out[0]!;
+    return this.deviceInt('nvmlDeviceGetPerformanceState', device);
   }
 
   /** Clock event (throttle) reasons; the older ThrottleReasons symbol where the new one is missing. */
   clocksEventReasons(device: Device): number {
-    const out = [0n];
-    const current = 'nvmlDeviceGetCurrentClocksEventReasons';
-    if (this.fn(`int ${current}(nvmlDevice_t dev, _Out_ uint64 *r)`, current)) this.call(current, '', device, out);
-    else {
-      const legacy = 'nvmlDeviceGetCurrentClocksThrottleReasons';
-      this.call(legacy, `int ${legacy}(nvmlDevice_t dev, _Out_ uint64 *r)`, device, out);
-    }
-    return Number(out[0]);
+    return Number(this.deviceUlonglong('nvmlDeviceGetCurrentClocksEventReasons', device));
   }
 
   pcieThroughputKBps(device: Device, counter: number): number {
-    const out = [0];
-    this.call('nvmlDeviceGetPcieThroughput', 'int nvmlDeviceGetPcieThroughput(nvmlDevice_t dev, int counter, _Out_ uint32 *kbps)', device, counter, out);
-    return out[0]!;
+    return this.deviceUintOf('nvmlDeviceGetPcieThroughput', device, counter);
   }
 
-  /** Compute processes; _v3 where present, else _v2 (same 24-byte entry layout). */
+  /** PCIe generation the link runs at now (an idle GPU may run it slower to save power). */
+  pcieLinkGeneration(device: Device): number {
+    return this.deviceUint('nvmlDeviceGetCurrPcieLinkGeneration', device);
+  }
+
+  /** PCIe lanes the link runs on now. */
+  pcieLinkWidth(device: Device): number {
+    return this.deviceUint('nvmlDeviceGetCurrPcieLinkWidth', device);
+  }
+
+  /** Highest PCIe generation both the GPU and its slot support. */
+  maxPcieLinkGeneration(device: Device): number {
+    return this.deviceUint('nvmlDeviceGetMaxPcieLinkGeneration', device);
+  }
+
+  /** Most PCIe lanes both the GPU and its slot support. */
+  maxPcieLinkWidth(device: Device): number {
+    return this.deviceUint('nvmlDeviceGetMaxPcieLinkWidth', device);
+  }
+
+  /** Compute processes; _v3 where present, else _v2 (same entry layout). */
   computeProcesses(device: Device): ProcessInfo[] {
-    let name = 'nvmlDeviceGetComputeRunningProcesses_v3';
-    let f = this.fn(`int ${name}(nvmlDevice_t dev, _Inout_ uint32 *count, void *infos)`, name);
-    if (!f) {
-      name = 'nvmlDeviceGetComputeRunningProcesses_v2';
-      f = this.fn(`int ${name}(nvmlDevice_t dev, _Inout_ uint32 *count, void *infos)`, name);
-      if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
-    }
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const count = [0];
-      const sizing = f(device, count, null);
+    const { name, fn } = this.bound('nvmlDeviceGetComputeRunningProcesses_v3');
+    const count = this.outA;
+    const read = ProcessInfoStruct.read;
+    for (let attempt = 0; attempt < SIZING_ATTEMPTS; attempt++) {
+      count[0] = 0;
+      const sizing = fn(device, count, null) as number;
       if (sizing === NVML_SUCCESS) return [];
       if (sizing !== NVML_ERROR_INSUFFICIENT_SIZE) this.check(name, sizing);
-      const capacity = count[0]! + 4; // room for processes that start between the calls
-      const buf = Buffer.alloc(capacity * PROCESS_INFO_SIZE);
+      const capacity = (count[0] as number) + 4; // room for processes that start between the calls
+      const buf = this.processBuffer.zeroed(capacity);
       count[0] = capacity;
-      const code = f(device, count, buf);
+      const code = fn(device, count, buf) as number;
       if (code === NVML_ERROR_INSUFFICIENT_SIZE) continue;
       this.check(name, code);
-      const out: ProcessInfo[] = [];
-      for (let i = 0; i < count[0]!; i++) {
-        const o = i * PROCESS_INFO_SIZE;
-        const gi = buf.readUInt32LE(o + 16);
-        const ci = buf.readUInt32LE(o + 20);
-        const mem = buf.readBigUInt64LE(o + 8);
-        out.push({
-          pid: buf.readUInt32LE(o),
-          ...(mem !== VALUE_NOT_AVAILABLE_U64 ? { usedGpuMemory: Number(mem) } : {}),
-          ...(gi !== NOT_MIG ? { gpuInstanceId: gi } : {}),
-          ...(ci !== NOT_MIG ? { computeInstanceId: ci } : {}),
-        });
+      const n = Math.min(count[0] as number, capacity);
+      const out: ProcessInfo[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const at = i * ProcessInfoStruct.size;
+        const p: ProcessInfo = { pid: read.pid(buf, at) };
+        const mem = read.usedGpuMemory(buf, at);
+        const gi = read.gpuInstanceId(buf, at);
+        const ci = read.computeInstanceId(buf, at);
+        if (mem !== VALUE_NOT_AVAILABLE_U64) p.usedGpuMemory = Number(mem);
+        if (gi !== NOT_MIG) p.gpuInstanceId = gi;
+        if (ci !== NOT_MIG) p.computeInstanceId = ci;
+        out[i] = p;
       }
       return out;
     }
@@ -442,34 +415,36 @@ export class NvmlBinding {
    * the calls (new samples), so the buffer gets some room and the call is retried.
    */
   processUtilization(device: Device, lastSeenTimestampUs: bigint | number): ProcessUtilizationSample[] {
-    const name = 'nvmlDeviceGetProcessUtilization';
-    const f = this.fn(`int ${name}(nvmlDevice_t dev, void *samples, _Inout_ uint32 *count, uint64 lastSeen)`, name);
-    if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
+    const { name, fn } = this.bound('nvmlDeviceGetProcessUtilization');
     const lastSeen = BigInt(lastSeenTimestampUs);
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const count = [0];
-      const sizing = f(device, null, count, lastSeen);
+    const count = this.outA;
+    const read = ProcessUtilizationSampleStruct.read;
+    for (let attempt = 0; attempt < SIZING_ATTEMPTS; attempt++) {
+      count[0] = 0;
+      const sizing = fn(device, null, count, lastSeen) as number;
       if (sizing === NVML_ERROR_NOT_FOUND) return [];
       if (sizing === NVML_SUCCESS && count[0] === 0) return [];
       if (sizing !== NVML_SUCCESS && sizing !== NVML_ERROR_INSUFFICIENT_SIZE) this.check(name, sizing);
-      const capacity = count[0]! + Math.max(16, count[0]! >> 2); // room for samples taken between the calls
-      const buf = Buffer.alloc(capacity * PROCESS_UTIL_SAMPLE_SIZE);
+      const needed = count[0] as number;
+      const capacity = needed + Math.max(16, needed >> 2); // room for samples taken between the calls
+      const buf = this.processUtilizationBuffer.zeroed(capacity);
       count[0] = capacity;
-      const code = f(device, buf, count, lastSeen);
+      const code = fn(device, buf, count, lastSeen) as number;
       if (code === NVML_ERROR_INSUFFICIENT_SIZE) continue;
       if (code === NVML_ERROR_NOT_FOUND) return [];
       this.check(name, code);
-      const out: ProcessUtilizationSample[] = [];
-      for (let i = 0; i < Math.min(count[0]!, capacity); i++) {
-        const o = i * PROCESS_UTIL_SAMPLE_SIZE;
-        out.push({
-          pid: buf.readUInt32LE(o),
-          timestampUs: Number(buf.readBigUInt64LE(o + 8)),
-          smUtilPercent: buf.readUInt32LE(o + 16),
-          memUtilPercent: buf.readUInt32LE(o + 20),
-          encUtilPercent: buf.readUInt32LE(o + 24),
-          decUtilPercent: buf.readUInt32LE(o + 28),
-        });
+      const n = Math.min(count[0] as number, capacity);
+      const out: ProcessUtilizationSample[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const at = i * ProcessUtilizationSampleStruct.size;
+        out[i] = {
+          pid: read.pid(buf, at),
+          timestampUs: Number(read.timeStamp(buf, at)),
+          smUtilPercent: read.smUtil(buf, at),
+          memUtilPercent: read.memUtil(buf, at),
+          encUtilPercent: read.encUtil(buf, at),
+          decUtilPercent: read.decUtil(buf, at),
+        };
       }
       return out;
     }
@@ -477,34 +452,30 @@ export class NvmlBinding {
   }
 
   migMode(device: Device): { current: number; pending: number } {
-    const cur = [0];
-    const pend = [0];
-    this.call('nvmlDeviceGetMigMode', 'int nvmlDeviceGetMigMode(nvmlDevice_t dev, _Out_ uint32 *cur, _Out_ uint32 *pend)', device, cur, pend);
-    return { current: cur[0]!, pending: pend[0]! };
+    this.call('nvmlDeviceGetMigMode', device, this.outA, this.outB);
+    return { current: this.outA[0] as number, pending: this.outB[0] as number };
   }
 
   maxMigDeviceCount(device: Device): number {
-    return this.uint('nvmlDeviceGetMaxMigDeviceCount', device);
+    return this.deviceUint('nvmlDeviceGetMaxMigDeviceCount', device);
   }
 
   /** The MIG device in a slot, or undefined for an empty slot (NOT_FOUND). */
   migDeviceByIndex(device: Device, index: number): Device | undefined {
+    const { name, fn } = this.bound('nvmlDeviceGetMigDeviceHandleByIndex');
     const out: unknown[] = [null];
-    const name = 'nvmlDeviceGetMigDeviceHandleByIndex';
-    const f = this.fn(`int ${name}(nvmlDevice_t dev, uint32 index, _Out_ nvmlDevice_t *mig)`, name);
-    if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
-    const code = f(device, index, out);
+    const code = fn(device, index, out) as number;
     if (code === NVML_ERROR_NOT_FOUND) return undefined;
     this.check(name, code);
     return out[0];
   }
 
   gpuInstanceId(device: Device): number {
-    return this.uint('nvmlDeviceGetGpuInstanceId', device);
+    return this.deviceUint('nvmlDeviceGetGpuInstanceId', device);
   }
 
   computeInstanceId(device: Device): number {
-    return this.uint('nvmlDeviceGetComputeInstanceId', device);
+    return this.deviceUint('nvmlDeviceGetComputeInstanceId', device);
   }
 
   /**
@@ -513,119 +484,84 @@ export class NvmlBinding {
    * FieldScope.ALL_NVLINKS, is the sum over links); plain ids use scope 0.
    */
   fieldValues(device: Device, fields: readonly (number | FieldRequest)[]): FieldValueResult[] {
-    const requests = fields.map((f) => (typeof f === 'number' ? { fieldId: f } : f));
-    const buf = Buffer.alloc(requests.length * FIELD_VALUE_SIZE);
-    requests.forEach((r, i) => {
-      buf.writeUInt32LE(r.fieldId >>> 0, i * FIELD_VALUE_SIZE);
-      buf.writeUInt32LE((r.scopeId ?? 0) >>> 0, i * FIELD_VALUE_SIZE + 4);
-    });
-    this.call(
-      'nvmlDeviceGetFieldValues',
-      'int nvmlDeviceGetFieldValues(nvmlDevice_t dev, int count, void *values)',
-      device,
-      requests.length,
-      buf,
-    );
-    return requests.map((r, i) => {
-      const o = i * FIELD_VALUE_SIZE;
-      const head = { fieldId: r.fieldId, ...(r.scopeId !== undefined ? { scopeId: r.scopeId } : {}) };
-      const code = buf.readInt32LE(o + 28);
-      if (code !== NVML_SUCCESS) return { ...head, code };
-      return { ...head, code, value: readFieldValue(buf, o + 32, buf.readInt32LE(o + 24)) };
-    });
-  }
-
-  /** nvmlDeviceGetTotalEccErrors: errorType 0 corrected / 1 uncorrected, counter 0 volatile / 1 aggregate. */
-  totalEccErrors(device: Device, errorType: 0 | 1, counter: 0 | 1): number {
-    const out = [0n];
-    const name = 'nvmlDeviceGetTotalEccErrors';
-    this.call(name, `int ${name}(nvmlDevice_t dev, int errorType, int counterType, _Out_ uint64 *count)`, device, errorType, counter, out);
-    return Number(out[0]);
-  }
-
-  /** nvmlDeviceGetRetiredPagesPendingStatus: 1 while retired pages wait for a reboot / GPU reset, else 0. */
-  retiredPagesPendingStatus(device: Device): number {
-    const out = [0];
-    const name = 'nvmlDeviceGetRetiredPagesPendingStatus';
-    this.call(name, `int ${name}(nvmlDevice_t dev, _Out_ int *isPending)`, device, out);
-    return out[0] ? 1 : 0;
+    const n = fields.length;
+    const buf = this.fieldValueBuffer.zeroed(n);
+    const { read, write, size } = FieldValue;
+    for (let i = 0; i < n; i++) {
+      const f = fields[i]!;
+      const at = i * size;
+      if (typeof f === 'number') write.fieldId(buf, at, f >>> 0);
+      else {
+        write.fieldId(buf, at, f.fieldId >>> 0);
+        write.scopeId(buf, at, (f.scopeId ?? 0) >>> 0);
+      }
+    }
+    this.call('nvmlDeviceGetFieldValues', device, n, buf);
+    const out: FieldValueResult[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const f = fields[i]!;
+      const at = i * size;
+      const code = read.nvmlReturn(buf, at);
+      const scopeId = typeof f === 'number' ? undefined : f.scopeId;
+      const fieldId = typeof f === 'number' ? f : f.fieldId;
+      const r: FieldValueResult = scopeId === undefined ? { fieldId, code } : { fieldId, scopeId, code };
+      if (code === NVML_SUCCESS) r.value = fieldValueNumber(buf, at);
+      out[i] = r;
+    }
+    return out;
   }
 
   /** nvmlDeviceGetRemappedRows (Ampere+); NOT_SUPPORTED with MIG mode on. */
   remappedRows(device: Device): RemappedRows {
-    const corr = [0];
-    const unc = [0];
-    const pending = [0];
-    const failure = [0];
-    const name = 'nvmlDeviceGetRemappedRows';
-    this.call(
-      name,
-      `int ${name}(nvmlDevice_t dev, _Out_ uint32 *corr, _Out_ uint32 *unc, _Out_ uint32 *pending, _Out_ uint32 *failure)`,
-      device,
-      corr,
-      unc,
-      pending,
-      failure,
-    );
+    const [corr, unc, pending, failure] = [[0], [0], [0], [0]];
+    this.call('nvmlDeviceGetRemappedRows', device, corr, unc, pending, failure);
     return { correctable: corr[0]!, uncorrectable: unc[0]!, pending: pending[0] ? 1 : 0, failure: failure[0] ? 1 : 0 };
   }
 
   /** nvmlDeviceGetViolationStatus: policy 0 POWER, 1 THERMAL (PerfPolicy). */
   violationTime(device: Device, policy: 0 | 1): ViolationTime {
     const out: Record<string, unknown> = {};
-    const name = 'nvmlDeviceGetViolationStatus';
-    this.call(name, `int ${name}(nvmlDevice_t dev, int policy, _Out_ nvmlViolationTime_t *v)`, device, policy, out);
+    this.call('nvmlDeviceGetViolationStatus', device, policy, out);
     const referenceTimeUs = Number(out.referenceTime);
     return { referenceTimeNs: referenceTimeUs * 1000, referenceTimeUs, violationTimeNs: Number(out.violationTime) };
   }
 
   /** nvmlDeviceGetSupportedEventTypes: the EventType bits this GPU can deliver. */
   supportedEventTypes(device: Device): bigint {
-    const out = [0n];
-    const name = 'nvmlDeviceGetSupportedEventTypes';
-    this.call(name, `int ${name}(nvmlDevice_t dev, _Out_ uint64 *types)`, device, out);
-    return BigInt(out[0]!);
+    return BigInt(this.deviceUlonglong('nvmlDeviceGetSupportedEventTypes', device));
   }
 
   createEventSet(): EventSet {
     const out: unknown[] = [null];
-    const name = 'nvmlEventSetCreate';
-    this.call(name, `int ${name}(_Out_ nvmlEventSet_t *set)`, out);
+    this.call('nvmlEventSetCreate', out);
     return out[0];
   }
 
   /** nvmlDeviceRegisterEvents, on a physical GPU (not a MIG handle); types must be among supportedEventTypes(). */
   registerEvents(device: Device, types: bigint, set: EventSet): void {
-    const name = 'nvmlDeviceRegisterEvents';
-    this.call(name, `int ${name}(nvmlDevice_t dev, uint64 types, nvmlEventSet_t set)`, device, types, set);
-  }
-
-  /**
-   * nvmlEventSetWait_v2: BLOCKS the calling thread up to timeoutMs for the next event; undefined
-   * when none came (TIMEOUT). Other codes throw NvmlError. Never call this on the event loop.
-   */
-  waitForEvent(set: EventSet, timeoutMs: number): NvmlEvent | undefined {
-    const { f, out, timeout } = this.prepareWait(timeoutMs);
-    return this.decodeEvent(f(set, out, timeout), out);
+    this.call('nvmlDeviceRegisterEvents', device, types, set);
   }
 
   /**
    * nvmlEventSetWait_v2 on a libuv pool thread (koffi's async call): the calling thread's event
-   * loop keeps running while the wait blocks, so no thread of its own is needed for events.
+   * loop keeps running while the wait blocks up to timeoutMs, so no thread of its own is needed
+   * for events. Undefined when none came (TIMEOUT); other codes reject with NvmlError.
    */
   waitForEventAsync(set: EventSet, timeoutMs: number): Promise<NvmlEvent | undefined> {
-    let prepared: ReturnType<NvmlBinding['prepareWait']>;
+    let wait: BoundSymbol<'nvmlEventSetWait_v2'> & { fn: NativeFunction };
     try {
-      prepared = this.prepareWait(timeoutMs);
+      wait = this.bound('nvmlEventSetWait_v2');
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    const { f, out, timeout } = prepared;
+    const timeout = Number.isFinite(timeoutMs) ? Math.min(0xffffffff, Math.max(0, Math.round(timeoutMs))) : 0xffffffff;
+    // its own out-parameter: the wait fills it on another thread while this one goes on
+    const out: Record<string, unknown> = {};
     return new Promise((resolve, reject) => {
-      (f as unknown as { async: (...args: unknown[]) => void }).async(set, out, timeout, (err: unknown, code: number) => {
+      wait.fn.async(set, out, timeout, (err: unknown, code: number) => {
         if (err) return reject(err instanceof Error ? err : new Error(String(err)));
         try {
-          resolve(this.decodeEvent(code, out));
+          resolve(this.decodeEvent(wait.name, code, out));
         } catch (e) {
           reject(e as Error);
         }
@@ -633,31 +569,23 @@ export class NvmlBinding {
     });
   }
 
-  private prepareWait(timeoutMs: number): { f: NativeFn; out: Record<string, unknown>; timeout: number } {
-    const name = 'nvmlEventSetWait_v2';
-    const f = this.fn(`int ${name}(nvmlEventSet_t set, _Out_ nvmlEventData_t *data, uint32 timeoutms)`, name);
-    if (!f) throw new NvmlError(name, NVML_ERROR_FUNCTION_NOT_FOUND, 'symbol not exported by this driver');
-    const timeout = Number.isFinite(timeoutMs) ? Math.min(0xffffffff, Math.max(0, Math.round(timeoutMs))) : 0xffffffff;
-    return { f, out: {}, timeout };
-  }
-
-  private decodeEvent(code: number, out: Record<string, unknown>): NvmlEvent | undefined {
+  private decodeEvent(call: string, code: number, out: Record<string, unknown>): NvmlEvent | undefined {
     if (code === NVML_ERROR_TIMEOUT) return undefined;
-    this.check('nvmlEventSetWait_v2', code);
-    const gi = Number(out.gpuInstanceId);
-    const ci = Number(out.computeInstanceId);
-    return {
+    this.check(call, code);
+    const ev: NvmlEvent = {
       device: out.device,
       eventType: BigInt(out.eventType as number | bigint),
       eventData: BigInt(out.eventData as number | bigint),
-      ...(gi !== NOT_MIG ? { gpuInstanceId: gi } : {}),
-      ...(ci !== NOT_MIG ? { computeInstanceId: ci } : {}),
     };
+    const gi = Number(out.gpuInstanceId);
+    const ci = Number(out.computeInstanceId);
+    if (gi !== NOT_MIG) ev.gpuInstanceId = gi;
+    if (ci !== NOT_MIG) ev.computeInstanceId = ci;
+    return ev;
   }
 
   freeEventSet(set: EventSet): void {
-    const name = 'nvmlEventSetFree';
-    this.call(name, `int ${name}(nvmlEventSet_t set)`, set);
+    this.call('nvmlEventSetFree', set);
   }
 
   /**
@@ -666,33 +594,28 @@ export class NvmlBinding {
    */
   gpmSupported(device: Device): boolean {
     const support = { version: GPM_SUPPORT_VERSION, isSupportedDevice: 0 };
-    const name = 'nvmlGpmQueryDeviceSupport';
-    this.call(name, `int ${name}(nvmlDevice_t dev, _Inout_ nvmlGpmSupport_t *support)`, device, support);
+    this.call('nvmlGpmQueryDeviceSupport', device, support);
     return support.isSupportedDevice !== 0;
   }
 
   gpmSampleAlloc(): GpmSample {
     const out: unknown[] = [null];
-    const name = 'nvmlGpmSampleAlloc';
-    this.call(name, `int ${name}(_Out_ nvmlGpmSample_t *sample)`, out);
+    this.call('nvmlGpmSampleAlloc', out);
     return out[0];
   }
 
   gpmSampleFree(sample: GpmSample): void {
-    const name = 'nvmlGpmSampleFree';
-    this.call(name, `int ${name}(nvmlGpmSample_t sample)`, sample);
+    this.call('nvmlGpmSampleFree', sample);
   }
 
   /** nvmlGpmSampleGet: the whole GPU's counters now, into `sample`. */
   gpmSampleGet(device: Device, sample: GpmSample): void {
-    const name = 'nvmlGpmSampleGet';
-    this.call(name, `int ${name}(nvmlDevice_t dev, nvmlGpmSample_t sample)`, device, sample);
+    this.call('nvmlGpmSampleGet', device, sample);
   }
 
   /** nvmlGpmMigSampleGet: the counters of one MIG GPU instance (its id from gpuInstanceId()) of a parent GPU. */
   gpmMigSampleGet(parent: Device, gpuInstanceId: number, sample: GpmSample): void {
-    const name = 'nvmlGpmMigSampleGet';
-    this.call(name, `int ${name}(nvmlDevice_t dev, uint32 gpuInstanceId, nvmlGpmSample_t sample)`, parent, gpuInstanceId, sample);
+    this.call('nvmlGpmMigSampleGet', parent, gpuInstanceId, sample);
   }
 
   /**
@@ -704,29 +627,7 @@ export class NvmlBinding {
     if (metricIds.length === 0) return [];
     const request = (this.gpmRequest ??= new GpmMetricsRequest());
     request.prepare(sample1, sample2, metricIds);
-    const name = 'nvmlGpmMetricsGet';
-    this.call(name, `int ${name}(void *request)`, request.buffer);
+    this.call('nvmlGpmMetricsGet', request.buffer);
     return request.results(metricIds);
   }
 }
-
-function readFieldValue(buf: Buffer, at: number, valueType: number): number {
-  switch (valueType) {
-    case 0:
-      return buf.readDoubleLE(at);
-    case 1:
-      return buf.readUInt32LE(at);
-    case 2:
-    case 3:
-      return Number(buf.readBigUInt64LE(at));
-    case 4:
-      return Number(buf.readBigInt64LE(at));
-    case 5:
-      return buf.readInt32LE(at);
-    case 6:
-      return buf.readUInt16LE(at);
-    default:
-      return Number.NaN;
-  }
-}
-

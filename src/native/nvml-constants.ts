@@ -37,10 +37,6 @@ export const FieldScope = {
   ALL_NVLINKS: 0xffffffff,
 } as const;
 
-/** nvmlDeviceGetTotalEccErrors arguments. */
-export const EccErrorType = { CORRECTED: 0, UNCORRECTED: 1 } as const;
-export const EccCounterType = { VOLATILE: 0, AGGREGATE: 1 } as const;
-
 /** nvmlDeviceGetViolationStatus policy (nvmlPerfPolicyType_t). */
 export const PerfPolicy = { POWER: 0, THERMAL: 1 } as const;
 

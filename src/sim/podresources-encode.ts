@@ -87,27 +87,60 @@ function int64(v: Int64, what: string): bigint {
   return b;
 }
 
-/** Bytes of one message; nested messages are encoded into their own Writer and length-prefixed. */
+/**
+ * Bytes of one message, kept as a list of chunks: small writes (tags, varints) gather in
+ * `pending`, strings and nested messages are appended as they are, so a nested message's bytes
+ * are never copied until finish() joins everything once (a response of tens of megabytes encodes
+ * in well under a second).
+ */
 class Writer {
-  private readonly bytes: number[] = [];
+  private readonly chunks: Uint8Array[] = [];
+  private pending: number[] = [];
+  /** Bytes written so far, pending ones included. */
+  length = 0;
+
+  private byte(v: number): void {
+    this.pending.push(v);
+    this.length++;
+  }
+
+  private flush(): void {
+    if (!this.pending.length) return;
+    this.chunks.push(Uint8Array.from(this.pending));
+    this.pending = [];
+  }
+
+  private append(chunk: Uint8Array): void {
+    this.flush();
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /** Another writer's bytes, as they are. */
+  private appendWriter(inner: Writer): void {
+    inner.flush();
+    this.flush();
+    for (const c of inner.chunks) this.chunks.push(c);
+    this.length += inner.length;
+  }
 
   varint(v: number | bigint): void {
     if (typeof v === 'number' && v >= 0 && v <= 0xffffffff) {
       while (v > 0x7f) {
-        this.bytes.push((v & 0x7f) | 0x80);
+        this.byte((v & 0x7f) | 0x80);
         v = Math.floor(v / 128);
       }
-      this.bytes.push(v);
+      this.byte(v);
       return;
     }
     let b = BigInt(v);
     if (b < -(U64 / 2n) || b >= U64) throw new RangeError(`${String(v)} does not fit in 64 bits`);
     if (b < 0n) b += U64; // int64: two's complement, always ten bytes
     while (b > 0x7fn) {
-      this.bytes.push(Number(b & 0x7fn) | 0x80);
+      this.byte(Number(b & 0x7fn) | 0x80);
       b >>= 7n;
     }
-    this.bytes.push(Number(b));
+    this.byte(Number(b));
   }
 
   tag(field: number, wire: number): void {
@@ -117,7 +150,14 @@ class Writer {
   raw(field: number, body: Uint8Array): void {
     this.tag(field, LENGTH_DELIMITED);
     this.varint(body.length);
-    for (const b of body) this.bytes.push(b);
+    this.append(body);
+  }
+
+  /** A nested message (or packed list) written into its own writer, length-prefixed. */
+  private nested(field: number, inner: Writer): void {
+    this.tag(field, LENGTH_DELIMITED);
+    this.varint(inner.length);
+    this.appendWriter(inner);
   }
 
   /** A proto3 string with implicit presence: the empty string is not written. */
@@ -144,14 +184,14 @@ class Writer {
     if (!values?.length) return;
     const inner = new Writer();
     for (const v of values) inner.varint(int64(v, what));
-    this.raw(field, inner.finish());
+    this.nested(field, inner);
   }
 
   message<T>(field: number, value: T | undefined, encode: (w: Writer, v: T) => void): void {
     if (value === undefined || value === null) return;
     const inner = new Writer();
     encode(inner, value);
-    this.raw(field, inner.finish());
+    this.nested(field, inner);
   }
 
   repeated<T>(field: number, values: readonly T[] | undefined, encode: (w: Writer, v: T) => void): void {
@@ -159,7 +199,8 @@ class Writer {
   }
 
   finish(): Buffer {
-    return Buffer.from(this.bytes);
+    this.flush();
+    return Buffer.concat(this.chunks, this.length);
   }
 }
 

@@ -488,6 +488,58 @@ export const VALUES = {
       },
     ],
   },
+  pcieLinkGen: {
+    collector: 'pcie_link',
+    read: call('nvmlDeviceGetCurrPcieLinkGeneration', (n, d) => n.pcieLinkGeneration(d)),
+    sim: simKey('pcie_link_gen'),
+    families: [
+      {
+        type: 'gauge', entity: 'gpu',
+        help: 'PCIe generation the GPU\'s link runs at now. An idle GPU lowers it to save power; under load it should equal the maximum generation',
+        dcgm: { name: 'DCGM_FI_DEV_PCIE_LINK_GEN', scale: 1, unit: 'generation' },
+        prometheus: { name: 'gpu_pcie_link_generation', scale: 1, unit: 'generation' },
+      },
+    ],
+  },
+  pcieLinkWidth: {
+    collector: 'pcie_link',
+    read: call('nvmlDeviceGetCurrPcieLinkWidth', (n, d) => n.pcieLinkWidth(d)),
+    sim: simKey('pcie_link_width'),
+    families: [
+      {
+        type: 'gauge', entity: 'gpu',
+        help: 'PCIe lanes the GPU\'s link runs on now; fewer than the maximum width means a link that trained narrow (a badly seated card, a damaged riser or slot)',
+        dcgm: { name: 'DCGM_FI_DEV_PCIE_LINK_WIDTH', scale: 1, unit: 'lanes' },
+        prometheus: { name: 'gpu_pcie_link_width', scale: 1, unit: 'lanes' },
+      },
+    ],
+  },
+  maxPcieLinkGen: {
+    collector: 'pcie_link',
+    read: call('nvmlDeviceGetMaxPcieLinkGeneration', (n, d) => n.maxPcieLinkGeneration(d)),
+    sim: simKey('pcie_max_link_gen'),
+    families: [
+      {
+        type: 'gauge', entity: 'gpu',
+        help: 'Highest PCIe generation both the GPU and its slot support (a Gen5 GPU in a Gen4 slot: 4)',
+        dcgm: { name: 'DCGM_FI_DEV_PCIE_MAX_LINK_GEN', scale: 1, unit: 'generation' },
+        prometheus: { name: 'gpu_pcie_link_max_generation', scale: 1, unit: 'generation' },
+      },
+    ],
+  },
+  maxPcieLinkWidth: {
+    collector: 'pcie_link',
+    read: call('nvmlDeviceGetMaxPcieLinkWidth', (n, d) => n.maxPcieLinkWidth(d)),
+    sim: simKey('pcie_max_link_width'),
+    families: [
+      {
+        type: 'gauge', entity: 'gpu',
+        help: 'Most PCIe lanes both the GPU and its slot support',
+        dcgm: { name: 'DCGM_FI_DEV_PCIE_MAX_LINK_WIDTH', scale: 1, unit: 'lanes' },
+        prometheus: { name: 'gpu_pcie_link_max_width', scale: 1, unit: 'lanes' },
+      },
+    ],
+  },
   migModeEnabled: {
     collector: 'mig',
     read: byCollector('nvmlDeviceGetMigMode'),

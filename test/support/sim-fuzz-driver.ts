@@ -38,7 +38,7 @@ const nvml = new NvmlBinding({ libraryPath: library });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Ticks every collector and waits (without blocking) for events on every GPU that has them. */
-function exercise(): number {
+async function exercise(): Promise<number> {
   const ticker = new Ticker(nvml, enabledCollectors({}));
   let gpus = 0;
   try {
@@ -54,7 +54,7 @@ function exercise(): number {
           if (!(err instanceof NvmlError)) throw err;
         }
       }
-      for (let i = 0; i < 3; i++) nvml.waitForEvent(set, 0);
+      for (let i = 0; i < 3; i++) await nvml.waitForEventAsync(set, 0);
     } catch (err) {
       if (!(err instanceof NvmlError)) throw err;
     } finally {
@@ -86,18 +86,18 @@ for (const file of cases) {
   process.env.KGE_SIM_STATE = file;
   result.init = initCode();
   if (result.init === 'ok') {
-    result.gpus = exercise();
+    result.gpus = await exercise();
     nvml.shutdown();
   }
 
   copyFileSync(validScenario, live);
   process.env.KGE_SIM_STATE = live;
   if (initCode() !== 'ok') throw new Error(`the valid scenario ${validScenario} did not initialise`);
-  result.gpusBeforeReload = exercise();
+  result.gpusBeforeReload = await exercise();
   await sleep(25); // the library looks at the file at most every 20 ms
   replaceScenarioFile(live, readFileSync(file));
   await sleep(25);
-  result.gpusAfterReload = exercise();
+  result.gpusAfterReload = await exercise();
   nvml.shutdown();
 
   process.stdout.write(`result ${JSON.stringify(result)}\n`);
