@@ -53,6 +53,11 @@ const CSV_LEVELS: CsvLevel[] = [
   { source: 'maxGraphicsClockMHz', key: 'maxClockGr', toRaw: pct, tol: () => 0, tolText: 'exact', once: true, xml: { path: 'max_clocks/graphics_clock', get: (g) => g.maxClocks.graphics } },
   { source: 'fanSpeedPercent', key: 'fan', toRaw: pct, tol: () => TOL.fanPercent, tolText: `±${TOL.fanPercent} %`, xml: { path: 'fan_speed', get: (g) => g.fanSpeed } },
   { source: 'performanceState', key: 'pstate', toRaw: pct, parse: pstate, tol: () => 0, tolText: 'exact (median over the phase)' },
+  // the current generation follows the load (an idle GPU lowers it to save power): within one of nvidia-smi's reading
+  { source: 'pcieLinkGen', key: 'pcieGen', toRaw: pct, tol: () => 1, tolText: '±1 (the link changes speed with load between reads)' },
+  { source: 'pcieLinkWidth', key: 'pcieWidth', toRaw: pct, tol: () => 0, tolText: 'exact' },
+  { source: 'maxPcieLinkGen', key: 'pcieGenMax', toRaw: pct, tol: () => 0, tolText: 'exact', once: true },
+  { source: 'maxPcieLinkWidth', key: 'pcieWidthMax', toRaw: pct, tol: () => 0, tolText: 'exact', once: true },
   { source: 'encoderUtilPercent', key: 'utilEnc', toRaw: pct, tol: () => TOL.codecPercent, tolText: `±${TOL.codecPercent} %` },
   { source: 'decoderUtilPercent', key: 'utilDec', toRaw: pct, tol: () => TOL.codecPercent, tolText: `±${TOL.codecPercent} %` },
   { source: 'migModeEnabled', key: 'migMode', toRaw: pct, parse: flag, tol: () => 0, tolText: 'exact', once: true },
