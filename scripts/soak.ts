@@ -212,7 +212,10 @@ async function main(): Promise<number> {
   /** RSS and descriptors with nothing going on: scraping, rewrites and pod changes paused; the lowest of a few readings. */
   const measure = async (pid: number): Promise<Reading> => {
     quiet = true;
-    await sleep(1000); // the exporter picks up the last change and renders it
+    // the scrapers' idle keep-alive connections (and the last reading's) are sockets of the
+    // exporter too: close them, so that the count holds only what the exporter keeps open itself
+    agent.destroy();
+    await sleep(1000); // the exporter picks up the last change and renders it (and sees the sockets close)
     let rss = Infinity;
     let fds = Infinity;
     for (let i = 0; i < 5; i++) {
@@ -220,7 +223,7 @@ async function main(): Promise<number> {
       fds = Math.min(fds, openFds(pid));
       await sleep(100);
     }
-    const own = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const own = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { Connection: 'close' } })).text();
     const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(own)?.[1] ?? NaN);
     quiet = false;
     return { rss, fds, heapTotal: value('nodejs_heap_size_total_bytes'), heapUsed: value('nodejs_heap_size_used_bytes'), external: value('nodejs_external_memory_bytes') };
