@@ -6,6 +6,7 @@ import { EventType, FieldId, FieldScope, PerfPolicy } from '../src/native/nvml-c
 import { NvmlError } from '../src/native/nvml-return.js';
 import { NOT_EXPORTED_TEXT } from '../src/native/nvml-symbols.js';
 import { simulatedNode } from '../src/sim/harness.js';
+import { appendScenarioLines } from '../src/sim/scenario-file.js';
 import { fixtureScenario } from './support/fixture-scenario.js';
 import { nvmlError } from './support/nvml-error.js';
 
@@ -297,6 +298,30 @@ describe('NVML events on the simulated node', () => {
     expect(await done).toBeUndefined(); // TIMEOUT
     expect(performance.now() - started).toBeGreaterThanOrEqual(600 * 0.8);
     nvml.freeEventSet(c);
+  });
+
+  // Both waits are far longer than the test may run: only the change can end them in time. The
+  // scenario is rewritten as another process would (no kgeSimReload here), so the wait must notice
+  // the file itself, as it blocks (the simulator watches the file instead of polling).
+  it('ends a blocked wait at once when the scenario file gains an event or the set is freed', { timeout: 20_000 }, async () => {
+    const c = nvml.createEventSet();
+    nvml.registerEvents(nvml.deviceByIndex(0), XID, c);
+    try {
+      const waiting = nvml.waitForEventAsync(c, 120_000);
+      await sleep(50); // the pool thread is in the wait by now (were it not, its first look finds the line)
+      appendScenarioLines(statePath, `\nevent 0 xid 94 ${Math.ceil(simElapsed()) + 50}\n`);
+      expect(await waiting).toMatchObject({ eventType: XID, eventData: 94n });
+    } finally {
+      nvml.freeEventSet(c);
+    }
+    const d = nvml.createEventSet();
+    nvml.registerEvents(nvml.deviceByIndex(0), XID, d);
+    const waiting = nvml.waitForEventAsync(d, 120_000);
+    await sleep(50);
+    nvml.freeEventSet(d);
+    const e = await nvmlRejection(waiting);
+    expect([e.call, e.codeName]).toEqual(['nvmlEventSetWait_v2', 'INVALID_ARGUMENT']);
+    await scenario.write(fixture);
   });
 
   it('frees event sets; a freed set is an invalid argument', async () => {

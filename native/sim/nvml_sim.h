@@ -16,6 +16,7 @@
  *   nvml_sim_health.c     ECC, retired pages, remapped rows, clock violation time
  *   nvml_sim_events.c     event sets
  *   nvml_sim_gpm.c        GPM (GPU performance monitoring)
+ *   nvml_sim_wait.c       blocking until the scenario file changes or a waiter is woken
  * Every function that is not EXPORT stays inside the library (-fvisibility=hidden).
  */
 #ifndef KGE_NVML_SIM_H
@@ -48,7 +49,7 @@
 #define MAX_STEPS 32
 #define MAX_EVENTS 256                /* event lines per scenario */
 #define MAX_EVSETS 64                 /* event sets alive at once */
-#define EVENT_POLL_MS 50              /* how often a blocked nvmlEventSetWait_v2 looks for a changed file or fault */
+#define EVENT_POLL_MS 50              /* without inotify: how often a blocked nvmlEventSetWait_v2 looks for a changed file */
 #define NOT_MIG 0xFFFFFFFFu
 #define NVML_VALUE_NOT_AVAILABLE_ULL 0xFFFFFFFFFFFFFFFFull
 #define PROC_UTIL_DEPTH 120           /* samples per process the simulated driver keeps */
@@ -191,6 +192,25 @@ nvmlReturn_t begin(const char *fn, const handle_t *h, int need_handle);
 nvmlReturn_t active_fault(const char *fn);
 /* Re-reads the scenario when its file changed (at most every 20 ms). Holds mu. */
 void maybe_reload(void);
+/* The same without the 20 ms throttle (a wait told the file changed). Holds mu. */
+void reload_now(void);
+/* The scenario file's path ("" before the first load). Holds mu. */
+const char *scenario_path(void);
+/* Milliseconds until a fault window of a system call (GPU `*`) opens or closes after now, or a
+ * negative number when none will. Holds mu. */
+double next_fault_change_in(const char *fn);
+
+/* ---- blocking waits (nvml_sim_wait.c) ------------------------------------------------ */
+typedef struct { int inotify_fd; int wake_fd; int slot; char name[256]; } change_watch_t;
+/* Starts watching the scenario file and wake_waiters(). Open it before looking at the state, so
+ * a change made after that look is not missed. Takes mu. */
+void change_watch_open(change_watch_t *w);
+/* Blocks up to ms, never holding mu, until the scenario file may have changed or wake_waiters()
+ * ran (1) or the time passed (0). Without inotify it returns after at most EVENT_POLL_MS. */
+int change_watch_wait(change_watch_t *w, double ms);
+void change_watch_close(change_watch_t *w);
+/* Ends every change_watch_wait now (an event set freed, NVML shut down). Holds mu. */
+void wake_waiters(void);
 
 #define BEGIN(h) do { nvmlReturn_t _rc = begin(__func__, (const handle_t *)(h), 1); if (_rc) return _rc; } while (0)
 #define BEGIN_SYS() do { nvmlReturn_t _rc = begin(__func__, NULL, 0); if (_rc) return _rc; } while (0)

@@ -80,6 +80,13 @@ void maybe_reload(void) {
   reload_if_changed();
 }
 
+void reload_now(void) {
+  last_stat_ms = now_ms();
+  reload_if_changed();
+}
+
+const char *scenario_path(void) { return state_path; }
+
 /* Not an NVML call: re-reads the scenario file now if it changed (the check maybe_reload makes,
  * without its 20 ms throttle) and returns the load generation: how many times a scenario was
  * loaded successfully (nvmlInit's load and every reload), so 1 after the first load. Before any
@@ -169,6 +176,20 @@ nvmlReturn_t active_fault(const char *fn) {
     return (nvmlReturn_t)r->value;
   }
   return NVML_SUCCESS;
+}
+
+double next_fault_change_in(const char *fn) {
+  double t = t_ms(), best = -1;
+  for (int i = 0; i < st->nrules; i++) {
+    const rule_t *r = &st->rule[i];
+    if (r->is_latency || r->gpu >= 0) continue;
+    if (strcmp(r->fn, "*") && strcmp(r->fn, fn)) continue;
+    double edges[2] = { r->from_ms, r->until_ms };
+    for (int k = 0; k < 2; k++) {
+      if (isfinite(edges[k]) && edges[k] > t && (best < 0 || edges[k] - t < best)) best = edges[k] - t;
+    }
+  }
+  return best;
 }
 
 /* Numeric GPU value; NOT_SUPPORTED when the scenario leaves it undefined. Holds mu. */
@@ -268,6 +289,7 @@ EXPORT nvmlReturn_t nvmlShutdown(void) {
   nvmlReturn_t rc = NVML_SUCCESS;
   if (init_count == 0) rc = NVML_ERROR_UNINITIALIZED;
   else init_count--;
+  wake_waiters(); /* a wait in progress looks again now: it answers UNINITIALIZED */
   pthread_mutex_unlock(&mu);
   return rc;
 }

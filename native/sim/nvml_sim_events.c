@@ -57,6 +57,7 @@ EXPORT nvmlReturn_t nvmlEventSetFree(void *set) {
     es->delivered = NULL; es->ndelivered = es->cap = 0;
     es->in_use = 0;
     es->generation++;
+    wake_waiters(); /* a wait on this set ends now */
   }
   UNLOCK();
   return es ? NVML_SUCCESS : NVML_ERROR_INVALID_ARGUMENT;
@@ -121,10 +122,10 @@ MAYBE_UNUSED static double next_due_in(const evset_t *es, double t) {
   return best;
 }
 
-/* Blocks (never holding mu) until an event is due or the timeout passes (TIMEOUT), sleeping until
- * the next scheduled event or EVENT_POLL_MS, whichever is sooner, as a real driver sleeps in the
- * kernel rather than spinning. Each pass re-reads a changed scenario and obeys fault windows that
- * open while it waits. */
+/* Blocks (never holding mu) until an event is due or the timeout passes (TIMEOUT), as a real
+ * driver sleeps in the kernel: a change watch (nvml_sim_wait.c) wakes it when the scenario file
+ * changes or the set is freed, and it sleeps no longer than until the next scheduled event or
+ * the next fault window edge for this call. Each pass re-reads a changed scenario. */
 #ifndef KGE_OMIT_nvmlEventSetWait_v2
 EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsigned int timeoutms) {
   BEGIN_SYS();
@@ -135,14 +136,21 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsign
   unsigned int generation = es ? es->generation : 0;
   UNLOCK();
   if (!es) return NVML_ERROR_INVALID_ARGUMENT;
+  /* opened before the first look, so a change made after it wakes the wait */
+  change_watch_t watch;
+  change_watch_open(&watch);
+  int changed = 1;
+  nvmlReturn_t rc;
   for (;;) {
-    nvmlReturn_t rc = NVML_SUCCESS;
+    rc = NVML_SUCCESS;
     const event_cfg_t *ev = NULL;
+    double due = -1, edge = -1;
     LOCK();
     if (!init_count || !st) rc = NVML_ERROR_UNINITIALIZED;
     else if (!es->in_use || es->generation != generation) rc = NVML_ERROR_INVALID_ARGUMENT;
     else {
-      maybe_reload();
+      if (changed) reload_now();
+      else maybe_reload();
       rc = active_fault("nvmlEventSetWait_v2");
       if (!rc && (ev = next_event(es, t_ms())) != NULL) {
         if (es->ndelivered == es->cap) {
@@ -160,15 +168,21 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsign
           data->computeInstanceId = ev->ci;
         }
       }
+      if (!rc && !ev) {
+        due = next_due_in(es, t_ms());
+        edge = next_fault_change_in("nvmlEventSetWait_v2");
+      }
     }
-    double due = (rc || ev || !st) ? -1 : next_due_in(es, t_ms());
     UNLOCK();
-    if (rc || ev) return rc;
+    if (rc || ev) break;
     double left = deadline - now_ms();
-    if (left <= 0) return NVML_ERROR_TIMEOUT;
-    double nap = left < EVENT_POLL_MS ? left : EVENT_POLL_MS;
-    if (due >= 0 && due < nap) nap = due + 0.1;
-    usleep((useconds_t)(nap * 1000));
+    if (left <= 0) { rc = NVML_ERROR_TIMEOUT; break; }
+    double nap = left;
+    if (due >= 0 && due + 0.1 < nap) nap = due + 0.1;
+    if (edge >= 0 && edge + 0.1 < nap) nap = edge + 0.1;
+    changed = change_watch_wait(&watch, nap);
   }
+  change_watch_close(&watch);
+  return rc;
 }
 #endif
