@@ -142,7 +142,7 @@ export const FLAGS = [
   }),
   define({
     flag: '--web.read-header-timeout', env: 'KGE_WEB_READ_HEADER_TIMEOUT', key: 'webReadHeaderTimeoutMs', defaultText: '10s',
-    accepts: 'a duration from 100ms to 5m', help: 'Time a client has to send its request headers (and finish the TLS handshake) before the connection is closed',
+    accepts: 'a duration from 100ms to 5m', help: 'Time a client has to send its request headers (and finish the TLS handshake) before the connection is closed (checked every half of it, at most every 5 s)',
     parse: (raw) => parseDuration(raw, 100, 300_000),
   }),
   define({
