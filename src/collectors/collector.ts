@@ -35,8 +35,8 @@ export class ValueReader {
   }
 
   /**
-   * Records an error that came back without a throw (e.g. one entry of a field-value read),
-   * treated the same way as one `read` catches.
+   * Records an error the caller caught, or one that came back without a throw (e.g. one entry
+   * of a field-value read), treated the same way as one `read` catches.
    */
   report(err: unknown): void {
     this.handle(err);

@@ -38,7 +38,15 @@ export function declaredReads(collector: string): DeclaredReads {
 export function readDeclared(reader: ValueReader, { device, sample }: GpuTarget, reads: DeclaredReads): void {
   const { nvml } = reader;
   const { values } = sample;
-  for (const [key, get] of reads.calls) reader.read(values, key, () => get(nvml, device) ?? Number.NaN);
+  // reader.read's contract without a closure per value: a value only when finite, errors to the reader
+  for (const [key, get] of reads.calls) {
+    try {
+      const v = get(nvml, device);
+      if (v !== undefined && Number.isFinite(v)) values[key] = v;
+    } catch (err) {
+      reader.report(err);
+    }
+  }
   if (reads.hasFields) Object.assign(values, readFields(reader, device, reads.fields));
 }
 

@@ -192,7 +192,10 @@ export class NvmlBinding {
     throw new NvmlError(call, code, text);
   }
 
-  /** Calls a symbol of the table and throws NvmlError unless it returns SUCCESS. */
+  /**
+   * Calls a symbol of the table and throws NvmlError unless it returns SUCCESS. The getters read
+   * every tick call their symbol directly, without the rest array and spread of this one.
+   */
   private call(name: NvmlSymbolName, ...args: unknown[]): void {
     const s = this.bound(name);
     this.check(s.name, s.fn(...args) as number);
@@ -200,25 +203,29 @@ export class NvmlBinding {
 
   /** `nvmlReturn_t fn(nvmlDevice_t, unsigned int *)` */
   private deviceUint(name: DeviceUintSymbol, device: Device): number {
-    this.call(name, device, this.outA);
+    const s = this.bound(name);
+    this.check(s.name, s.fn(device, this.outA) as number);
     return this.outA[0] as number;
   }
 
   /** `nvmlReturn_t fn(nvmlDevice_t, int *)` */
   private deviceInt(name: DeviceIntSymbol, device: Device): number {
-    this.call(name, device, this.outA);
+    const s = this.bound(name);
+    this.check(s.name, s.fn(device, this.outA) as number);
     return this.outA[0] as number;
   }
 
   /** `nvmlReturn_t fn(nvmlDevice_t, unsigned long long *)`, as koffi gives it (a number, or a bigint past 2^53). */
   private deviceUlonglong(name: DeviceUlonglongSymbol, device: Device): number | bigint {
-    this.call(name, device, this.outA);
+    const s = this.bound(name);
+    this.check(s.name, s.fn(device, this.outA) as number);
     return this.outA[0] as number | bigint;
   }
 
   /** `nvmlReturn_t fn(nvmlDevice_t, int which, unsigned int *)` */
   private deviceUintOf(name: DeviceEnumUintSymbol, device: Device, arg: number): number {
-    this.call(name, device, arg, this.outA);
+    const s = this.bound(name);
+    this.check(s.name, s.fn(device, arg, this.outA) as number);
     return this.outA[0] as number;
   }
 
