@@ -143,6 +143,22 @@ describe('the kubelet client against a real gRPC server on a unix socket', () =>
     expect(k.calls.allocatable).toBeLessThanOrEqual(k.calls.list);
   });
 
+  it('keeps the map it built while the kubelet answers the same bytes, and builds a new one when an answer changes', async () => {
+    const sock = socketPath();
+    const k = await kubelet(sock, [pod('n', 'p', { 'nvidia.com/gpu': [G0] })]);
+    const s = source(sock);
+    s.start();
+    await waitFor(() => s.status.up, 5000, 'first refresh');
+    const first = s.map;
+    const calls = k.calls.list;
+    await waitFor(() => k.calls.list >= calls + 3, 5000, 'three more refreshes');
+    expect(s.map).toBe(first); // unchanged answers: neither decoded nor built again
+    k.setResponses({ list: list(pod('n', 'p', { 'nvidia.com/gpu': [G0] }), pod('n', 'q', { 'nvidia.com/gpu': [G1] })), allocatable: { devices: [] } });
+    await waitFor(() => s.map.claims.get(G1)?.[0]?.pod === 'q', 5000, 'the new pod');
+    expect(s.map).not.toBe(first);
+    expect(s.map.claims.get(G0)?.[0]?.pod).toBe('p');
+  });
+
   it('starts without the socket, retries with backoff, and picks the kubelet up when it appears', async () => {
     const sock = socketPath();
     const s = source(sock, 200);

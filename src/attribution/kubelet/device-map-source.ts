@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { buildDeviceMap, EMPTY_DEVICE_MAP, type DeviceMap } from '../device-map.js';
-import { KubeletCallError, PodResourcesClient, type AllocatableResourcesResponse } from './podresources.js';
+import { KubeletCallError, PodResourcesClient, type AllocatableResourcesResponse, type ListPodResourcesResponse } from './podresources.js';
 
 export interface DeviceMapSourceOptions {
   socketPath: string;
@@ -46,6 +46,8 @@ export class DeviceMapSource {
   private lastError: string | undefined;
   private allocatableError: string | undefined;
   private draUnwatchedLogged = false;
+  private lastList: ListPodResourcesResponse | undefined;
+  private lastAllocatable: AllocatableResourcesResponse | undefined;
   readonly status: KubeletStatus = { up: false, failures: 0, allocatableUp: false };
 
   constructor(private readonly opts: DeviceMapSourceOptions) {
@@ -98,7 +100,10 @@ export class DeviceMapSource {
       } catch (err) {
         this.noteAllocatable(err instanceof Error ? err.message : String(err));
       }
-      this.current = buildDeviceMap(list, allocatable);
+      // the client hands back the same objects for unchanged answers: the map built from them stands
+      if (list !== this.lastList || allocatable !== this.lastAllocatable || !this.status.up) this.current = buildDeviceMap(list, allocatable);
+      this.lastList = list;
+      this.lastAllocatable = allocatable;
       this.status.lastSuccessMs = Date.now();
       this.status.allocatableUp = allocatable !== undefined;
       if (!this.status.up) {
