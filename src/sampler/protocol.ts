@@ -16,17 +16,12 @@ export interface WorkerInit {
   eventWaitMs?: number;
 }
 
-/**
- * The worker samples on its own timer once told to start: the main thread is not woken to ask
- * for each tick, only when a sample arrives.
- */
-export type ToWorker = { type: 'init' } | { type: 'start'; intervalMs: number } | { type: 'shutdown' };
+export type ToWorker = { type: 'init' } | { type: 'tick'; id: number } | { type: 'shutdown' };
 
 export type FromWorker =
   | { type: 'init-result'; ok: true; libraryPath: string; driverVersion: string }
   | { type: 'init-result'; ok: false; error: string; code?: number }
-  /** skippedTicks: ticks this worker let pass so far because the one before was still running. */
-  | { type: 'sample'; id: number; sample: NodeSample; skippedTicks: number }
-  | { type: 'tick-error'; id: number; error: string; skippedTicks: number }
+  | { type: 'sample'; id: number; sample: NodeSample }
+  | { type: 'tick-error'; id: number; error: string }
   | { type: 'events'; msg: FromEventWorker }
   | { type: 'shutdown-done' };

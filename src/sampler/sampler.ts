@@ -16,29 +16,23 @@ export interface SamplerOptions extends WorkerInit {
 
 export type SamplerState = 'starting' | 'nvml-unavailable' | 'ready' | 'stopped';
 
-/** A tick is taken for stalled when no sample came for this many intervals. */
-const STALL_AFTER_INTERVALS = 2;
-
 /**
- * Main-thread side of sampling: starts the worker, which samples on its own timer, keeps the last
- * complete sample, never waits on NVML. Emits 'sample' for every complete tick. A watchdog that
- * each sample pushes back (no wake-up while samples come) notices a tick that hangs: it logs the
- * stall once and counts the ticks that pass meanwhile.
+ * Main-thread side of sampling: drives the worker on its interval, keeps the last complete
+ * sample, never waits on NVML. Emits 'sample' for every complete tick.
  */
 export class Sampler extends EventEmitter {
   state: SamplerState = 'starting';
   latest: NodeSample | undefined;
   /** Last reason NVML could not be used (for /readyz and logs). */
   unavailableReason: string | undefined;
+  /** Ticks skipped because the previous one was still running (a slow or hung NVML call). */
+  skippedTicks = 0;
+  tickInFlightSince: number | undefined;
+
   private worker: Worker | undefined;
-  private watchdog: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  /** Skipped ticks of workers that have exited; the current worker's, as its last message said. */
-  private skippedBefore = 0;
-  private skippedByWorker = 0;
-  private skippedShown = 0;
-  /** performance.now() of the last sample (or tick error), or of the start. */
-  private lastTickAtMs = 0;
+  private nextTickId = 1;
   private readonly busy = new BusyTimeIntegrator();
   private readonly stateLog: StateChangeLog;
   private readonly log: Logger;
@@ -72,10 +66,9 @@ export class Sampler extends EventEmitter {
     worker.on('exit', (code) => {
       if (this.worker !== worker) return;
       this.worker = undefined;
-      this.skippedBefore += this.skippedByWorker;
-      this.skippedByWorker = 0;
-      clearTimeout(this.watchdog);
-      this.watchdog = undefined;
+      this.tickInFlightSince = undefined;
+      clearInterval(this.timer);
+      this.timer = undefined;
       this.emit('events', { type: 'stopped' });
       if (this.state === 'stopped') return;
       this.log.warn({ exitCode: code }, 'sampling worker exited; restarting it');
@@ -95,9 +88,9 @@ export class Sampler extends EventEmitter {
           this.unavailableReason = undefined;
           this.state = 'ready';
           this.log.info({ library: msg.libraryPath, driverVersion: msg.driverVersion }, 'NVML initialised');
-          this.lastTickAtMs = performance.now();
-          this.post({ type: 'start', intervalMs: this.opts.intervalMs });
-          this.armWatchdog();
+          this.tick();
+          this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
+          this.timer.unref?.();
         } else {
           this.state = 'nvml-unavailable';
           if (this.unavailableReason !== msg.error) {
@@ -108,14 +101,14 @@ export class Sampler extends EventEmitter {
         }
         break;
       case 'sample':
-        this.tickDone(msg.skippedTicks);
+        this.tickInFlightSince = undefined;
         this.busy.apply(msg.sample);
         this.stateLog.observe(msg.sample);
         this.latest = msg.sample;
         this.emit('sample', msg.sample);
         break;
       case 'tick-error':
-        this.tickDone(msg.skippedTicks);
+        this.tickInFlightSince = undefined;
         this.stateLog.tickFailed(msg.error);
         break;
       case 'events':
@@ -126,37 +119,15 @@ export class Sampler extends EventEmitter {
     }
   }
 
-  /** Ticks skipped because the previous one was still running (a slow or hung NVML call), counted while it runs. */
-  get skippedTicks(): number {
-    // the worker's own count of a stall, when it ends, can come out a turn below the live one: a counter never goes back
-    this.skippedShown = Math.max(this.skippedShown, this.skippedBefore + this.skippedByWorker + this.passedDuringStall());
-    return this.skippedShown;
-  }
-
-  /** Interval turns that passed since the last tick ended beyond the one in progress: 0 unless stalled. */
-  private passedDuringStall(): number {
-    if (!this.worker || this.state !== 'ready') return 0;
-    const late = Math.floor((performance.now() - this.lastTickAtMs) / this.opts.intervalMs) - 1;
-    return late >= STALL_AFTER_INTERVALS - 1 ? late : 0;
-  }
-
-  private tickDone(skippedByWorker: number): void {
-    this.lastTickAtMs = performance.now();
-    this.skippedByWorker = skippedByWorker;
-    this.watchdog?.refresh();
-  }
-
-  /** Fires only when samples stop coming: logs the stall (once per stall) and keeps watching. */
-  private armWatchdog(): void {
-    clearTimeout(this.watchdog);
-    const check = (): void => {
-      const silentMs = performance.now() - this.lastTickAtMs;
-      if (silentMs >= STALL_AFTER_INTERVALS * this.opts.intervalMs) this.stateLog.stalled(Math.round(silentMs));
-      this.watchdog = setTimeout(check, STALL_AFTER_INTERVALS * this.opts.intervalMs);
-      this.watchdog.unref();
-    };
-    this.watchdog = setTimeout(check, STALL_AFTER_INTERVALS * this.opts.intervalMs);
-    this.watchdog.unref();
+  /** Starts a tick unless one is still running: at most one NVML call is ever outstanding. */
+  tick(): void {
+    if (this.tickInFlightSince !== undefined) {
+      this.skippedTicks++;
+      this.stateLog.stalled(Date.now() - this.tickInFlightSince);
+      return;
+    }
+    this.tickInFlightSince = Date.now();
+    this.post({ type: 'tick', id: this.nextTickId++ });
   }
 
   /** Resolves with the next complete sample (tests and the demo use it). */
@@ -176,7 +147,7 @@ export class Sampler extends EventEmitter {
 
   async stop(graceMs = 2000): Promise<void> {
     this.state = 'stopped';
-    clearTimeout(this.watchdog);
+    clearInterval(this.timer);
     clearTimeout(this.retryTimer);
     const worker = this.worker;
     if (!worker) return;

@@ -47,49 +47,25 @@ function initialise(): void {
   }
 }
 
-let timer: NodeJS.Timeout | undefined;
-let intervalMs = 0;
-let nextId = 1;
-let lastStartMs: number | undefined;
-let skippedTicks = 0;
-
-/**
- * One tick, then its sample to the main thread. A tick that overran (a slow or hung NVML call
- * holds this thread) let the timer's turns in between pass: they are counted as skipped.
- */
-function runTick(): void {
-  const id = nextId++;
-  const now = performance.now();
-  if (lastStartMs !== undefined && intervalMs > 0) skippedTicks += Math.max(0, Math.floor((now - lastStartMs) / intervalMs + 0.5) - 1);
-  lastStartMs = now;
-  if (!ticker || !nvml) {
-    send({ type: 'tick-error', id, error: 'NVML is not initialised', skippedTicks });
-    return;
-  }
-  try {
-    const sample = ticker.tick();
-    sample.missingSymbols = [...nvml.missingSymbols];
-    send({ type: 'sample', id, sample, skippedTicks });
-  } catch (err) {
-    send({ type: 'tick-error', id, error: err instanceof Error ? err.message : String(err), skippedTicks });
-  }
-}
-
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'init':
       if (!nvml) initialise();
       break;
-    case 'start':
-      clearInterval(timer);
-      intervalMs = msg.intervalMs;
-      lastStartMs = undefined;
-      runTick();
-      timer = setInterval(runTick, intervalMs);
+    case 'tick':
+      if (!ticker || !nvml) {
+        send({ type: 'tick-error', id: msg.id, error: 'NVML is not initialised' });
+        break;
+      }
+      try {
+        const sample = ticker.tick();
+        sample.missingSymbols = [...nvml.missingSymbols];
+        send({ type: 'sample', id: msg.id, sample });
+      } catch (err) {
+        send({ type: 'tick-error', id: msg.id, error: err instanceof Error ? err.message : String(err) });
+      }
       break;
     case 'shutdown':
-      clearInterval(timer);
-      timer = undefined;
       // collectors free their NVML allocations (GPM samples) while NVML is still initialised
       ticker?.close();
       ticker = undefined;
