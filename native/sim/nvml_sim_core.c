@@ -166,13 +166,16 @@ nvmlReturn_t begin(const char *fn, const handle_t *h, int need_handle) {
 }
 
 /* For calls that keep running (a blocked event wait), so a window opening mid-call ends it. */
+/* Whether a rule is a fault rule for system call fn (GPU `*`). */
+static int sys_fault_rule(const rule_t *r, const char *fn) {
+  return !r->is_latency && r->gpu < 0 && (!strcmp(r->fn, "*") || !strcmp(r->fn, fn));
+}
+
 nvmlReturn_t active_fault(const char *fn) {
   double t = t_ms();
   for (int i = 0; i < st->nrules; i++) {
     const rule_t *r = &st->rule[i];
-    if (r->is_latency || r->gpu >= 0) continue;
-    if (strcmp(r->fn, "*") && strcmp(r->fn, fn)) continue;
-    if (t < r->from_ms || t >= r->until_ms) continue;
+    if (!sys_fault_rule(r, fn) || t < r->from_ms || t >= r->until_ms) continue;
     return (nvmlReturn_t)r->value;
   }
   return NVML_SUCCESS;
@@ -182,8 +185,7 @@ double next_fault_change_in(const char *fn) {
   double t = t_ms(), best = -1;
   for (int i = 0; i < st->nrules; i++) {
     const rule_t *r = &st->rule[i];
-    if (r->is_latency || r->gpu >= 0) continue;
-    if (strcmp(r->fn, "*") && strcmp(r->fn, fn)) continue;
+    if (!sys_fault_rule(r, fn)) continue;
     double edges[2] = { r->from_ms, r->until_ms };
     for (int k = 0; k < 2; k++) {
       if (isfinite(edges[k]) && edges[k] > t && (best < 0 || edges[k] - t < best)) best = edges[k] - t;
@@ -212,14 +214,20 @@ int mig_enabled(int gpu) {
   return gpu_num(gpu, K_mig_mode, &m) == NVML_SUCCESS && m == 1;
 }
 
-nvmlReturn_t phys_uint(void *device, int key, unsigned int *out) {
+/* The checks and the read phys_uint and phys_u64 share; out only says whether there is one. */
+static nvmlReturn_t phys_num(void *device, int key, const void *out, double *v) {
   const handle_t *h = H(device);
   if (!out) return NVML_ERROR_INVALID_ARGUMENT;
   if (h->mig >= 0) return NVML_ERROR_NOT_SUPPORTED;
-  double v;
   LOCK();
-  nvmlReturn_t rc = gpu_num(h->gpu, key, &v);
+  nvmlReturn_t rc = gpu_num(h->gpu, key, v);
   UNLOCK();
+  return rc;
+}
+
+nvmlReturn_t phys_uint(void *device, int key, unsigned int *out) {
+  double v;
+  nvmlReturn_t rc = phys_num(device, key, out, &v);
   if (!rc) *out = (unsigned int)v;
   return rc;
 }
@@ -231,13 +239,8 @@ unsigned long long u64_of(double v) {
 }
 
 nvmlReturn_t phys_u64(void *device, int key, unsigned long long *out) {
-  const handle_t *h = H(device);
-  if (!out) return NVML_ERROR_INVALID_ARGUMENT;
-  if (h->mig >= 0) return NVML_ERROR_NOT_SUPPORTED;
   double v;
-  LOCK();
-  nvmlReturn_t rc = gpu_num(h->gpu, key, &v);
-  UNLOCK();
+  nvmlReturn_t rc = phys_num(device, key, out, &v);
   if (!rc) *out = u64_of(v);
   return rc;
 }

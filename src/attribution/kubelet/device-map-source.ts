@@ -101,7 +101,7 @@ export class DeviceMapSource {
         this.noteAllocatable(err instanceof Error ? err.message : String(err));
       }
       // the client hands back the same objects for unchanged answers: the map built from them stands
-      if (list !== this.lastList || allocatable !== this.lastAllocatable || !this.status.up) this.current = buildDeviceMap(list, allocatable);
+      if (list !== this.lastList || allocatable !== this.lastAllocatable) this.current = buildDeviceMap(list, allocatable);
       this.lastList = list;
       this.lastAllocatable = allocatable;
       this.status.lastSuccessMs = Date.now();
