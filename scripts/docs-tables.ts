@@ -1,6 +1,6 @@
 import { COLLECTORS } from '../src/collectors/index.js';
 import { collectorEnv, FLAGS } from '../src/config/flags.js';
-import { EVENT_FAMILIES, EXPORTER_FAMILIES, familyName, GPU_FAMILIES, INFO_FAMILIES, POD_FAMILIES } from '../src/metrics/families.js';
+import { EVENT_FAMILIES, EXPORTER_FAMILIES, familyName, GPU_FAMILIES, INFO_FAMILIES, MIG_PROFILE_FAMILIES, POD_FAMILIES } from '../src/metrics/families.js';
 import type { ValueRead } from '../src/values/descriptor.js';
 import { VALUES } from '../src/values/value-table.js';
 
@@ -16,6 +16,9 @@ export function metricsTable(): string {
   }
   rows.push(`| \`${INFO_FAMILIES.gpu.name}\` | \`${INFO_FAMILIES.gpu.name}\` | gauge | 1 | GPU | (always) | ${INFO_FAMILIES.gpu.help} |`);
   rows.push(`| \`${INFO_FAMILIES.mig.name}\` | \`${INFO_FAMILIES.mig.name}\` | gauge | 1 | MIG instance | mig | ${INFO_FAMILIES.mig.help} |`);
+  for (const f of Object.values(MIG_PROFILE_FAMILIES)) {
+    rows.push(`| \`${f.name}\` | \`${f.name}\` | ${f.type} | ${f.unit} | GPU and MIG profile | mig_profiles | ${f.help}. Labels: GPU_I_PROFILE (mig_profile), source (nvml or model_table). |`);
+  }
   const { lastXid, ...events } = EVENT_FAMILIES;
   rows.push(`| \`${lastXid.dcgm.name}\` | \`${lastXid.prometheus.name}\` | gauge | Xid | GPU | (events) | ${lastXid.dcgm.help}. |`);
   for (const f of Object.values(events)) {

@@ -14,7 +14,7 @@ export const ERROR_CODES = {
   KGE_WEB_CONFIG_INVALID: (file: string, detail: string) => `web config ${file}: ${detail}`,
   KGE_DCGM_COUNTERS_INVALID: (flag: string, file: string, detail: string) => `${flag} ${/^[\x21-\x7e]*$/.test(file) ? file : JSON.stringify(file)}: ${detail}`,
   KGE_COLLECTOR_NEEDED: (off: string, neededBy: readonly string[]) =>
-    `--no-collector.${off}: ${neededBy.join(' and ')} read${neededBy.length === 1 ? 's' : ''} what it collects (the MIG instances of each GPU); turn ${neededBy.length === 1 ? 'it' : 'them'} off too (${neededBy.map((n) => `--no-collector.${n}`).join(' ')}) or keep ${off} on`,
+    `--no-collector.${off}: ${neededBy.join(' and ')} read${neededBy.length === 1 ? 's' : ''} what it collects (the MIG mode and MIG instances of each GPU); turn ${neededBy.length === 1 ? 'it' : 'them'} off too (${neededBy.map((n) => `--no-collector.${n}`).join(' ')}) or keep ${off} on`,
   KGE_MAX_LABELS_TOO_LOW: (flag: string, value: number, needed: number, scheme: string) =>
     `${flag}=${value} is below the ${needed} labels a device series of the ${scheme} scheme can carry without pod labels (name, device, MIG instance, event, pod, replica and DRA labels)`,
   KGE_WEB_CONFIG_TLS_SWITCH: (file: string, serving: 'HTTP' | 'HTTPS') =>

@@ -53,6 +53,20 @@ export interface MigSample {
   gpmSpanMs?: number;
 }
 
+/**
+ * A MIG profile the GPU can be split into, as NVML lists it (nvmlDeviceGetGpuInstanceProfileInfoV):
+ * NVML answers only while MIG mode is enabled.
+ */
+export interface MigProfileSample {
+  /** e.g. "1g.10gb" (NVML's name without its "MIG " prefix) */
+  profile: string;
+  /** Compute slices the profile takes (the GPU has as many as its largest profile: 7, 4 on an A30). */
+  sliceCount: number;
+  /** How many instances of the profile fit on the empty GPU. */
+  instanceCount: number;
+  memoryBytes: number;
+}
+
 /** A collector that found its feature missing on a GPU (e.g. no GPM before Hopper): its families are absent for that GPU. */
 export interface UnsupportedFeature {
   collector: string;
@@ -77,6 +91,12 @@ export interface GpuSample {
   processUtilization?: ProcessUtilSample[];
   /** How many MIG devices the GPU can hold (its compute slices, 7 on A100/H100); MIG-enabled GPUs only. */
   maxMigDevices?: number;
+  /**
+   * The MIG profiles NVML lists for the GPU (mig_profiles collector), in NVML's order; present
+   * only while MIG mode is enabled and NVML answered. GPUs without it get the profiles of their
+   * model, if known, from src/metrics/mig-profile-models.ts.
+   */
+  migProfiles?: MigProfileSample[];
   /** Collectors that this GPU does not support (logged once per GPU). */
   unsupported?: UnsupportedFeature[];
 }

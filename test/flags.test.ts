@@ -147,10 +147,12 @@ describe('flags', () => {
   it('refuses to turn a collector off while collectors that read its output stay on, and runs each after what it needs', () => {
     const err = errorOf(() => parseFlags(['--no-collector.mig'], {}));
     expect(err.code).toBe('KGE_COLLECTOR_NEEDED');
-    expect(err.message).toBe('--no-collector.mig: gpm and processes read what it collects (the MIG instances of each GPU); turn them off too (--no-collector.gpm --no-collector.processes) or keep mig on');
-    expect(errorOf(() => parseFlags(['--no-collector.mig', '--no-collector.gpm'], {})).message).toContain('processes reads what it collects');
+    expect(err.message).toBe(
+      '--no-collector.mig: mig_profiles and gpm and processes read what it collects (the MIG mode and MIG instances of each GPU); turn them off too (--no-collector.mig_profiles --no-collector.gpm --no-collector.processes) or keep mig on',
+    );
+    expect(errorOf(() => parseFlags(['--no-collector.mig', '--no-collector.gpm', '--no-collector.mig_profiles'], {})).message).toContain('processes reads what it collects');
     expect(errorOf(() => parseFlags([], { KGE_COLLECTOR_MIG: 'false', KGE_COLLECTOR_GPM: 'false' })).code).toBe('KGE_COLLECTOR_NEEDED');
-    const ok = parseFlags(['--no-collector.mig', '--no-collector.gpm', '--no-collector.processes'], {});
+    const ok = parseFlags(['--no-collector.mig', '--no-collector.gpm', '--no-collector.processes', '--no-collector.mig_profiles'], {});
     expect(ok.kind === 'run' && ok.config.collectors.mig).toBe(false);
     // a tick runs the collectors in list order: what one needs comes before it
     COLLECTORS.forEach((c, i) => {

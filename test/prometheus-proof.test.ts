@@ -15,7 +15,7 @@ import { buildRules } from '../deploy/rules/build.js';
 import { simulatedNode } from '../src/sim/harness.js';
 import { startSimulatedPods, type SimulatedPods } from '../src/sim/simulated-pods.js';
 import { scrape, startExporterProcess, waitFor, type RunningExporter } from './support/exporter-process.js';
-import { labelValuesQuery, panelQueries, substitute, variableQuery, variables, type DashboardQuery, type Json } from './support/grafana-dashboards.js';
+import { labelValuesQuery, panelQueries, selectionFor, substitute, variableQuery, variables, type DashboardQuery, type Json } from './support/grafana-dashboards.js';
 import { hasData, PROMETHEUS_BIN, startPrometheus, type RunningPrometheus, type VectorSample } from './support/prometheus-server.js';
 
 const NODE = 'gpu-node-1';
@@ -34,7 +34,7 @@ const VARIABLES: Record<string, string> = {
   __range_ms: '15000',
 };
 /** Rule windows short enough for a test that scrapes for seconds, not hours. */
-const SHORT_WINDOWS = { idle_window: '10s', showback_rate_window: '5s', showback_step: '1s', xid_window: '1m', ecc_window: '1m', hw_slowdown_window: '1m', thermal_slowdown_window: '1m' };
+const SHORT_WINDOWS = { idle_window: '10s', showback_rate_window: '5s', showback_step: '1s', xid_window: '1m', ecc_window: '1m', hw_slowdown_window: '1m', thermal_slowdown_window: '1m', rightsizing_window: '12s', rightsizing_step: '3s' };
 /** How long Prometheus scrapes before the queries (longer than the idle window, 10s). */
 const SCRAPE_FOR_MS = 14_000;
 
@@ -151,7 +151,7 @@ describe.runIf(prometheusInstalled)('rules and dashboards against a real Prometh
   it('every dashboard query returns data (queries that need a family the demo does not have yet are listed)', async () => {
     metrics = await scrape(exporter.url);
     const queries: (DashboardQuery & { what: string })[] = dashboards.flatMap((d) =>
-      panelQueries(d).map((q) => ({ ...q, what: `${q.dashboard} / ${q.panel} / ${q.refId}`, expr: substitute(q.expr, VARIABLES) })),
+      panelQueries(d).map((q) => ({ ...q, what: `${q.dashboard} / ${q.panel} / ${q.refId}`, expr: substitute(q.expr, selectionFor(q.panel, VARIABLES)) })),
     );
     expect(queries.length).toBeGreaterThan(50);
     const failed = await run(queries);
@@ -217,5 +217,20 @@ describe.runIf(prometheusInstalled)('rules and dashboards against a real Prometh
     const v = Number((idle.data.result as VectorSample[])[0]!.value[1]);
     expect(v).toBeGreaterThan(0.9);
     expect(v).toBeLessThan(1.5);
+  });
+
+  it('right-sizing advises the demo\'s whole-GPU pods: notebook-bob 1g.10gb, vision-finetune 3g.40gb, llm-pretrain the whole GPU; only the first two free GPU-hours', async () => {
+    const a = await prometheus.query('container_gpu:mig_profile_recommended:window');
+    const advice = (a.data.result as VectorSample[]).map((r) => `${r.metric.gpu} ${r.metric.pod} ${r.metric.GPU_I_PROFILE}`).sort();
+    expect(advice).toEqual(['0 llm-pretrain-0 whole', '1 llm-pretrain-0 whole', '2 vision-finetune-7c9f4 3g.40gb', '3 vision-finetune-7c9f4 3g.40gb', '6 notebook-bob 1g.10gb']);
+    // the profile table it chose from: the model's for GPUs 0-6 (MIG off), NVML's for GPU 7
+    const t = await prometheus.query('count by (source) (gpu_mig_profile_compute_ratio)');
+    expect(Object.fromEntries((t.data.result as VectorSample[]).map((r) => [r.metric.source, Number(r.value[1])]))).toEqual({ model_table: 7 * 6, nvml: 7 });
+    const freed = await prometheus.query('node_namespace:gpu_hours_freed_per_week:sum');
+    const byNs = Object.fromEntries((freed.data.result as VectorSample[]).map((r) => [r.metric.namespace, Number(r.value[1])]));
+    expect(byNs['ml-train']).toBe(0);
+    expect(byNs['ml-research']).toBeGreaterThan(0);
+    const shared = await prometheus.query('container_gpu:timeshare_fit:window');
+    expect((shared.data.result as VectorSample[]).map((r) => r.metric.pod)).toEqual(['notebook-bob']);
   });
 });

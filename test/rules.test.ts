@@ -72,12 +72,13 @@ describe('generated rule files', () => {
   });
 });
 
+// promtool evaluates the right-sizing cases over 8 days at a 5-minute step (about 20 s here)
 describe('promtool test rules (deploy/rules/tests/)', () => {
   it('every case passes', () => {
     const r = promtool(['test', 'rules', ...TEST_FILES], TESTS_DIR);
     expect(r.status, r.out).toBe(0);
     expect(r.out.match(/SUCCESS/g)).toHaveLength(TEST_FILES.length);
-  });
+  }, 120_000);
 
   type AlertCase = { alertname: string; exp_alerts?: unknown[] };
   type TestFile = { rule_files: string[]; tests: { alert_rule_test?: AlertCase[]; promql_expr_test?: { expr: string; exp_samples?: unknown[] }[] }[] };
@@ -106,7 +107,7 @@ describe('promtool test rules (deploy/rules/tests/)', () => {
     tmpDirs.push(dir);
     mkdirSync(path.join(dir, 'tests'));
     for (const f of TEST_FILES) copyFileSync(path.join(TESTS_DIR, f), path.join(dir, 'tests', f));
-    const changed = { temperature_celsius: 95, idle_utilization_ratio: 0.01, gpu_missing_for: '10m', kubelet_failing_for: '10m' };
+    const changed = { temperature_celsius: 95, idle_utilization_ratio: 0.01, gpu_missing_for: '10m', kubelet_failing_for: '10m', rightsizing_headroom_ratio: 0.5, rightsizing_timeshare_share_ratio: 0.1 };
     // and GPU-hours without the 1ms offset (an hour would count one step twice at aligned times)
     const mutated = buildRules(changed).rules.replaceAll(' offset 1ms', '');
     expect(mutated).not.toBe(buildRules(changed).rules);
@@ -115,7 +116,8 @@ describe('promtool test rules (deploy/rules/tests/)', () => {
     expect(r.status).not.toBe(0);
     for (const name of ['GpuTemperatureHigh', 'GpuAllocatedIdle', 'GpuMissing', 'KubeGpuExporterKubeletMappingFailing']) expect(r.out).toContain(`alertname: ${name}`);
     expect(r.out).toContain('gpu_allocated_hours:1h');
-  });
+    for (const name of ['container_gpu:mig_profile_recommended:window', 'container_gpu:timeshare_fit:window', 'container_gpu:held_hours:window']) expect(r.out).toContain(name);
+  }, 120_000);
 });
 
 describe('settings', () => {

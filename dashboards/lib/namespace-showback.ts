@@ -7,7 +7,7 @@ const POD = 'Hostname=~"$node", namespace=~"$namespace", pod=~"$pod"';
 
 export function namespaceShowback(): dashboard.DashboardBuilder {
   return gpuDashboard('kge-namespace-showback', 'GPU showback by namespace and pod')
-    .description('GPU-hours allocated to and used by namespaces and pods, idle allocations, and what each container uses on shared GPUs (kube-gpu-exporter, dcgm naming).')
+    .description('GPU-hours allocated to and used by namespaces and pods, idle allocations, what each container uses on shared GPUs, and which containers holding a whole GPU would fit a MIG slice or a shared GPU (kube-gpu-exporter, dcgm naming).')
     .tags(['kube-gpu-exporter', 'gpu', 'showback'])
     .time({ from: 'now-7d', to: 'now' })
     .withVariable(queryVariable('node', 'Node', 'label_values(gpu_info, Hostname)', { multi: true }))
@@ -107,5 +107,42 @@ export function namespaceShowback(): dashboard.DashboardBuilder {
         .unit('percentunit')
         .min(0)
         .max(1),
+    )
+
+    .withRow(row('Right-sizing'))
+    .withPanel(
+      statPanel(
+        'GPU-hours a week right-sizing would free',
+        'GPU-hours a week the selected namespaces\' containers holding a whole GPU would give back on the smallest MIG profile or time-shared replica that holds their use (recording rule node_namespace:gpu_hours_freed_per_week:sum, over the right-sizing window of the rules, not the dashboard\'s range).',
+        [{ expr: `sum (node_namespace:gpu_hours_freed_per_week:sum{${NODE_NS}})` }],
+      )
+        .decimals(1)
+        .span(6),
+    )
+    .withPanel(
+      tablePanel(
+        'GPU-hours a week right-sizing would free, by namespace and GPU model',
+        'Per namespace and model: the GPU-hours a week that moving its whole-GPU containers to the recommended profile or a shared GPU would free.',
+        [{ expr: `sum by (namespace, modelName) (node_namespace:gpu_hours_freed_per_week:sum{${NODE_NS}})`, legend: 'GPU-hours freed a week' }],
+        { rename: { modelName: 'GPU model' } },
+      )
+        .decimals(1)
+        .span(18),
+    )
+    .withPanel(
+      tablePanel(
+        'Right-sizing: containers holding a whole GPU',
+        'Over the rules\' right-sizing window (default 7 days): peak memory, a high percentile of compute use (GPM SM activity, else SM utilization or busy time), the smallest MIG profile of the GPU\'s model that holds both with the headroom ("whole": none does; its value is the share of the GPU it has), the share of a time-shared GPU it would need where it fits one, and the GPU-hours a week moving would free. A guide, not a guarantee: docs/alerts-and-dashboards.md says where it is wrong.',
+        [
+          { expr: `max by (namespace, pod, container, modelName, gpu) (container_gpu:memory_used_bytes:max_window{${POD}})`, legend: 'peak memory', unit: 'bytes' },
+          { expr: `max by (namespace, pod, container, modelName, gpu) (container_gpu:compute_used_ratio:quantile_window{${POD}})`, legend: 'compute (percentile)', unit: 'percentunit' },
+          { expr: `max by (namespace, pod, container, modelName, gpu, GPU_I_PROFILE) (container_gpu:mig_profile_recommended:window{${POD}})`, legend: 'profile share', unit: 'percentunit' },
+          { expr: `max by (namespace, pod, container, modelName, gpu) (container_gpu:timeshare_fit:window{${POD}})`, legend: 'fits a shared GPU (share)', unit: 'percentunit' },
+          { expr: `max by (namespace, pod, container, modelName, gpu) (container_gpu:gpu_hours_freed_per_week:window{${POD}})`, legend: 'GPU-hours freed a week' },
+        ],
+        { rename: { modelName: 'GPU model', gpu: 'GPU', GPU_I_PROFILE: 'recommended profile' } },
+      )
+        .decimals(2)
+        .height(10),
     );
 }

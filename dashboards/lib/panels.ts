@@ -23,6 +23,14 @@ export interface Query {
   expr: string;
   /** Legend ({{label}} templates) or, in tables, the column name of the value. */
   legend?: string;
+  /** In tables: the unit of this query's value column (the panel's unit otherwise). */
+  unit?: string;
+}
+
+/** In tables: label columns to rename (label: column name) or to leave out. */
+export interface TableColumns {
+  rename?: Record<string, string>;
+  hide?: readonly string[];
 }
 
 /** Absolute thresholds: green, then orange from `warnAt` and red from `badAt`. */
@@ -137,12 +145,14 @@ export function bargaugePanel(title: string, description: string, queries: Query
  * A table, full width: one row per label set, a column per query (named by its legend), no
  * time column (instant queries in table format, merged and organized).
  */
-export function tablePanel(title: string, description: string, queries: Query[]): table.PanelBuilder {
-  const renameByName: Record<string, string> = {};
+export function tablePanel(title: string, description: string, queries: Query[], columns: TableColumns = {}): table.PanelBuilder {
+  const renameByName: Record<string, string> = { ...columns.rename };
+  const excludeByName: Record<string, boolean> = { Time: true };
+  for (const name of columns.hide ?? []) excludeByName[name] = true;
   queries.forEach((q, i) => {
     renameByName[queries.length === 1 ? 'Value' : `Value #${refId(i)}`] = q.legend ?? 'value';
   });
-  return new table.PanelBuilder()
+  const panel = new table.PanelBuilder()
     .title(title)
     .description(description)
     .datasource(DATASOURCE)
@@ -156,7 +166,11 @@ export function tablePanel(title: string, description: string, queries: Query[])
     .cellHeight(common.TableCellHeight.Sm)
     .footer(new common.TableFooterOptionsBuilder().show(false).reducer(['sum']))
     .withTransformation({ id: 'merge', options: {} })
-    .withTransformation({ id: 'organize', options: { excludeByName: { Time: true }, renameByName } });
+    .withTransformation({ id: 'organize', options: { excludeByName, renameByName } });
+  queries.forEach((q, i) => {
+    if (q.unit) panel.overrideByQuery(refId(i), [{ id: 'unit', value: q.unit }]);
+  });
+  return panel;
 }
 
 /** A row (expanded: its panels follow it on the dashboard). */

@@ -11,6 +11,7 @@
  *   nvml_sim_core.c       global state, clocks, value evaluation, reload, call prologue, init/shutdown
  *   nvml_sim_scenario.c   the scenario file parser
  *   nvml_sim_devices.c    system calls, device identity, PCI, utilization, memory, power, clocks, PCIe, MIG
+ *   nvml_sim_mig_profiles.c  MIG GPU instance profiles: a built-in table per GPU model
  *   nvml_sim_processes.c  running processes and process utilization
  *   nvml_sim_fields.c     nvmlDeviceGetFieldValues and its field table
  *   nvml_sim_health.c     ECC, retired pages, remapped rows, clock violation time

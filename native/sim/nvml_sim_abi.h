@@ -57,6 +57,17 @@ typedef struct {
 
 typedef struct { unsigned long long referenceTime, violationTime; } nvmlViolationTime_t;
 
+/* nvmlDeviceGetGpuInstanceProfileInfoV: one MIG GPU instance profile (its `profile` argument is an
+ * index, NVML_GPU_INSTANCE_PROFILE_1_SLICE = 0 ... 0x11; `id` is the profile id nvidia-smi shows) */
+#define NVML_GPU_INSTANCE_PROFILE_COUNT 0x12u
+#define NVML_GPU_INSTANCE_PROFILE_INFO_V2_VERSION 0x02000098u /* sizeof | 2 << 24 */
+typedef struct {
+  unsigned int version, id, isP2pSupported, sliceCount, instanceCount, multiprocessorCount;
+  unsigned int copyEngineCount, decoderCount, encoderCount, jpegCount, ofaCount;
+  unsigned long long memorySizeMB; /* MiB */
+  char name[96];                   /* e.g. "MIG 1g.10gb" */
+} nvmlGpuInstanceProfileInfo_v2_t;
+
 typedef struct {
   void *device;
   unsigned long long eventType, eventData;
@@ -93,6 +104,7 @@ _Static_assert(sizeof(nvmlProcessInfo_t) == 24, "nvmlProcessInfo_t");
 _Static_assert(sizeof(nvmlProcessUtilizationSample_t) == 32, "nvmlProcessUtilizationSample_t");
 _Static_assert(sizeof(nvmlFieldValue_t) == 40, "nvmlFieldValue_t");
 _Static_assert(sizeof(nvmlViolationTime_t) == 16, "nvmlViolationTime_t");
+_Static_assert(sizeof(nvmlGpuInstanceProfileInfo_v2_t) == 152, "nvmlGpuInstanceProfileInfo_v2_t");
 _Static_assert(sizeof(nvmlEventData_t) == 32, "nvmlEventData_t");
 _Static_assert(sizeof(nvmlGpmSupport_t) == 8, "nvmlGpmSupport_t");
 _Static_assert(sizeof(nvmlGpmMetric_t) == 40, "nvmlGpmMetric_t");
@@ -106,6 +118,9 @@ _Static_assert(__builtin_offsetof(nvmlProcessUtilizationSample_t, smUtil) == 16,
 _Static_assert(__builtin_offsetof(nvmlFieldValue_t, valueType) == 24, "nvmlFieldValue_t.valueType");
 _Static_assert(__builtin_offsetof(nvmlFieldValue_t, value) == 32, "nvmlFieldValue_t.value");
 _Static_assert(__builtin_offsetof(nvmlEventData_t, gpuInstanceId) == 24, "nvmlEventData_t.gpuInstanceId");
+_Static_assert(__builtin_offsetof(nvmlGpuInstanceProfileInfo_v2_t, ofaCount) == 40, "nvmlGpuInstanceProfileInfo_v2_t.ofaCount");
+_Static_assert(__builtin_offsetof(nvmlGpuInstanceProfileInfo_v2_t, memorySizeMB) == 48, "nvmlGpuInstanceProfileInfo_v2_t.memorySizeMB");
+_Static_assert(__builtin_offsetof(nvmlGpuInstanceProfileInfo_v2_t, name) == 56, "nvmlGpuInstanceProfileInfo_v2_t.name");
 _Static_assert(__builtin_offsetof(nvmlGpmMetric_t, metricInfo) == 16, "nvmlGpmMetric_t.metricInfo");
 _Static_assert(__builtin_offsetof(nvmlGpmMetricsGet_t, metrics) == 24, "nvmlGpmMetricsGet_t.metrics");
 

@@ -3,6 +3,7 @@ import { declaredCollector } from './declared.js';
 import { gpmCollector } from './gpm.js';
 import { memoryErrorsCollector } from './memory-errors.js';
 import { memoryCollector } from './memory.js';
+import { migProfilesCollector } from './mig-profiles.js';
 import { migCollector } from './mig.js';
 import { nvlinkCollector } from './nvlink.js';
 import { processesCollector } from './processes.js';
@@ -15,6 +16,7 @@ import { utilizationCollector } from './utilization.js';
  */
 const COLLECTOR_TABLE = {
   mig: migCollector,
+  mig_profiles: migProfilesCollector,
   utilization: utilizationCollector,
   gpm: gpmCollector,
   memory: memoryCollector,

@@ -1,6 +1,7 @@
 import { buildExporterFamilies } from './exporter-series.js';
 import { buildGpuFamilies } from './gpu-series.js';
 import { buildHealthFamilies } from './health-series.js';
+import { buildMigProfileFamilies } from './mig-profile-series.js';
 import { buildPodFamilies } from './pod-series.js';
 import { ProcessMetrics } from './process-metrics.js';
 import type { FamilyBuilder } from './render-stage.js';
@@ -15,6 +16,7 @@ export function familyBuilders(): FamilyBuilder[] {
   return [
     { name: 'gpu', build: buildGpuFamilies },
     { name: 'health', build: buildHealthFamilies },
+    { name: 'mig_profile', build: buildMigProfileFamilies },
     { name: 'pod', build: buildPodFamilies },
     { name: 'exporter', build: buildExporterFamilies },
     { name: 'process', build: () => processMetrics.families() },

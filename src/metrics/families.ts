@@ -33,6 +33,33 @@ export const INFO_FAMILIES = {
 } as const;
 
 /**
+ * The MIG profile table of each GPU that has one: one series per GPU and profile, not copied per
+ * holder (it describes the hardware). Labels: the GPU's identity labels, the profile in the
+ * scheme's MIG profile label (GPU_I_PROFILE or mig_profile) and `source`: `nvml` (listed by the
+ * driver, MIG mode enabled) or `model_table` (the model's known profiles, MIG mode off).
+ */
+export interface MigProfileFamily {
+  name: string;
+  type: MetricType;
+  unit: string;
+  help: string;
+}
+export const MIG_PROFILE_FAMILIES = {
+  memory: {
+    name: 'gpu_mig_profile_memory_bytes', type: 'gauge', unit: 'bytes',
+    help: 'Memory an instance of the MIG profile has (from the model table: the figure in the profile\'s name, in decimal gigabytes, a little under the real size)',
+  },
+  compute: {
+    name: 'gpu_mig_profile_compute_ratio', type: 'gauge', unit: 'ratio',
+    help: 'Share of the GPU\'s compute slices an instance of the MIG profile has (3/7 for 3g.40gb; 2/4 for 2g.12gb on an A30)',
+  },
+  instances: {
+    name: 'gpu_mig_profile_instances', type: 'gauge', unit: 'instances',
+    help: 'How many instances of the MIG profile fit on the GPU when it holds no other',
+  },
+} as const satisfies Record<string, MigProfileFamily>;
+
+/**
  * Families about pods on devices: allocation from the kubelet, use from the processes.
  * The same names in both schemes; their device labels follow the scheme (GPU labels, plus
  * the MIG instance labels for MIG instances) and then container, namespace, pod.

@@ -5,6 +5,9 @@ import { libraryCandidates, openFirst } from './library-discovery.js';
 import {
   FieldValue,
   fieldValueNumber,
+  GPU_INSTANCE_PROFILE_COUNT,
+  GPU_INSTANCE_PROFILE_INFO_V2_VERSION,
+  GpuInstanceProfileInfoV2,
   MEMORY_V2_VERSION,
   ProcessInfo as ProcessInfoStruct,
   ProcessUtilizationSample as ProcessUtilizationSampleStruct,
@@ -23,7 +26,16 @@ import {
   type NativeFunction,
   type NvmlSymbolName,
 } from './nvml-symbols.js';
-import { NvmlError, NVML_ERROR_FUNCTION_NOT_FOUND, NVML_ERROR_INSUFFICIENT_SIZE, NVML_ERROR_NOT_FOUND, NVML_ERROR_TIMEOUT, NVML_SUCCESS } from './nvml-return.js';
+import {
+  NvmlError,
+  NVML_ERROR_FUNCTION_NOT_FOUND,
+  NVML_ERROR_INSUFFICIENT_SIZE,
+  NVML_ERROR_INVALID_ARGUMENT,
+  NVML_ERROR_NOT_FOUND,
+  NVML_ERROR_NOT_SUPPORTED,
+  NVML_ERROR_TIMEOUT,
+  NVML_SUCCESS,
+} from './nvml-return.js';
 
 /**
  * koffi binding of libnvidia-ml.so.1. Every call here is synchronous and may block, so this
@@ -125,6 +137,24 @@ export interface ProcessUtilizationSample {
   encUtilPercent: number;
   decUtilPercent: number;
 }
+/** One MIG GPU instance profile of a GPU (nvmlDeviceGetGpuInstanceProfileInfoV). */
+export interface GpuInstanceProfile {
+  /** The profile index it was asked for: NVML_GPU_INSTANCE_PROFILE_1_SLICE = 0, 2_SLICE = 1, ... up to 0x11. */
+  profileIndex: number;
+  /** The GPU instance profile id, as nvidia-smi shows it (H100 80GB: 19 for 1g.10gb, 0 for 7g.80gb). */
+  id: number;
+  /** As NVML gives it, e.g. "MIG 1g.10gb". */
+  name: string;
+  /** Compute slices of the GPU's (7 on H100 and A100, 4 on A30) one instance takes. */
+  sliceCount: number;
+  /** How many instances of this profile fit on the GPU. */
+  instanceCount: number;
+  multiprocessorCount: number;
+  /** The instance's memory (the driver's memorySizeMB, which is MiB). */
+  memoryMiB: number;
+  p2pSupported: boolean;
+}
+
 export interface FieldValueResult {
   fieldId: number;
   /** Present when the request gave one. */
@@ -166,6 +196,7 @@ export class NvmlBinding {
   private readonly fieldValueBuffer = new StructArray(FieldValue.size, 32);
   private readonly processBuffer = new StructArray(ProcessInfoStruct.size, 16);
   private readonly processUtilizationBuffer = new StructArray(ProcessUtilizationSampleStruct.size, 64);
+  private readonly profileInfoBuffer = new StructArray(GpuInstanceProfileInfoV2.size, 1);
   private gpmRequest: GpmMetricsRequest | undefined;
 
   constructor(opts: NvmlBindingOptions = {}) {
@@ -483,6 +514,39 @@ export class NvmlBinding {
 
   computeInstanceId(device: Device): number {
     return this.deviceUint('nvmlDeviceGetComputeInstanceId', device);
+  }
+
+  /**
+   * The MIG GPU instance profiles of a physical GPU, by profile index (0 up to 0x11, in order).
+   * A driver lists them only while MIG mode is enabled: with it off every index is NOT_SUPPORTED
+   * and this is []. An index the GPU lacks (NOT_SUPPORTED) is skipped; INVALID_ARGUMENT past the
+   * first index ends the list (an older driver whose enum is shorter). INVALID_ARGUMENT for index
+   * 0 refuses the device itself (a MIG device handle) and throws, as does any other error; a
+   * driver without the symbol throws FUNCTION_NOT_FOUND (notSupported), as every optional call.
+   */
+  gpuInstanceProfiles(device: Device): GpuInstanceProfile[] {
+    const { name, fn } = this.bound('nvmlDeviceGetGpuInstanceProfileInfoV');
+    const { read, write, offset } = GpuInstanceProfileInfoV2;
+    const profiles: GpuInstanceProfile[] = [];
+    for (let profileIndex = 0; profileIndex < GPU_INSTANCE_PROFILE_COUNT; profileIndex++) {
+      const buf = this.profileInfoBuffer.zeroed(1);
+      write.version(buf, 0, GPU_INSTANCE_PROFILE_INFO_V2_VERSION);
+      const code = fn(device, profileIndex, buf) as number;
+      if (code === NVML_ERROR_NOT_SUPPORTED) continue;
+      if (code === NVML_ERROR_INVALID_ARGUMENT && profileIndex > 0) break;
+      this.check(name, code);
+      profiles.push({
+        profileIndex,
+        id: read.id(buf, 0),
+        name: cString(buf.subarray(offset.name, GpuInstanceProfileInfoV2.size)),
+        sliceCount: read.sliceCount(buf, 0),
+        instanceCount: read.instanceCount(buf, 0),
+        multiprocessorCount: read.multiprocessorCount(buf, 0),
+        memoryMiB: Number(read.memorySizeMB(buf, 0)),
+        p2pSupported: read.isP2pSupported(buf, 0) !== 0,
+      });
+    }
+    return profiles;
   }
 
   /**

@@ -1,5 +1,6 @@
 /** nvmlReturn_t codes and their symbolic names (see docs/nvml-abi facts). */
 export const NVML_SUCCESS = 0;
+export const NVML_ERROR_INVALID_ARGUMENT = 2;
 export const NVML_ERROR_NOT_SUPPORTED = 3;
 export const NVML_ERROR_NOT_FOUND = 6;
 export const NVML_ERROR_INSUFFICIENT_SIZE = 7;

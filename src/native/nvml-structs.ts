@@ -111,6 +111,30 @@ export const EventData = cStruct('nvmlEventData_t', {
   computeInstanceId: 'unsigned int',
 });
 
+/**
+ * nvmlDeviceGetGpuInstanceProfileInfoV's answer: one MIG GPU instance profile. Read from a reused
+ * Buffer; `name` through its offset (a NUL-terminated char[96]).
+ */
+export const GpuInstanceProfileInfoV2 = cStruct('nvmlGpuInstanceProfileInfo_v2_t', {
+  version: 'unsigned int',
+  id: 'unsigned int',
+  isP2pSupported: 'unsigned int',
+  sliceCount: 'unsigned int',
+  instanceCount: 'unsigned int',
+  multiprocessorCount: 'unsigned int',
+  copyEngineCount: 'unsigned int',
+  decoderCount: 'unsigned int',
+  encoderCount: 'unsigned int',
+  jpegCount: 'unsigned int',
+  ofaCount: 'unsigned int',
+  memorySizeMB: 'unsigned long long',
+  name: koffi.array('char', 96),
+});
+/** nvmlGpuInstanceProfileInfo_v2: sizeof | 2 << 24 (0x02000098). */
+export const GPU_INSTANCE_PROFILE_INFO_V2_VERSION = (GpuInstanceProfileInfoV2.size | (2 << 24)) >>> 0;
+/** NVML_GPU_INSTANCE_PROFILE_COUNT: profile indexes are 0 (NVML_GPU_INSTANCE_PROFILE_1_SLICE) up to 0x11. */
+export const GPU_INSTANCE_PROFILE_COUNT = 0x12;
+
 /** Sizes of the C structs the binding passes, from koffi's layout; a test checks them against the simulator's _Static_asserts. */
 export const ABI_SIZES = {
   nvmlPciInfo_t: PciInfo.size,
@@ -122,5 +146,6 @@ export const ABI_SIZES = {
   nvmlFieldValue_t: FieldValue.size,
   nvmlViolationTime_t: ViolationTime.size,
   nvmlEventData_t: EventData.size,
+  nvmlGpuInstanceProfileInfo_v2_t: GpuInstanceProfileInfoV2.size,
   ...GPM_ABI_SIZES,
 };

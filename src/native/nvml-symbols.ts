@@ -82,6 +82,8 @@ export const NVML_SYMBOLS = {
   nvmlDeviceGetMaxMigDeviceCount: { params: DEVICE_UINT },
   nvmlDeviceGetMigDeviceHandleByIndex: { params: 'nvmlDevice_t device, unsigned int index, _Out_ nvmlDevice_t *migDevice' },
   nvmlDeviceGetGpuInstanceId: { params: DEVICE_UINT },
+  // optional, like every row without `required`: older drivers lack it (the info is a reused Buffer)
+  nvmlDeviceGetGpuInstanceProfileInfoV: { params: 'nvmlDevice_t device, unsigned int profile, nvmlGpuInstanceProfileInfo_v2_t *info' },
   nvmlDeviceGetComputeInstanceId: { params: DEVICE_UINT },
   nvmlDeviceGetFieldValues: { params: 'nvmlDevice_t device, int valuesCount, nvmlFieldValue_t *values' },
   nvmlDeviceGetRemappedRows: {

@@ -39,6 +39,18 @@ export function variableRefs(text: string): string[] {
 }
 
 /** Replaces every variable by its value (a whole name: $__rate_interval is not $__rate); an unknown one is an error. */
+/**
+ * The demo's pods for panels about containers holding a whole GPU (the right-sizing row), as a
+ * multi-value selection renders (a|b): one that fits a slice only, one that also fits a shared
+ * GPU. The tests' usual selection (inference/chat-api, a replica of the shared GPU 4) has none.
+ */
+export const WHOLE_GPU_SELECTION: Record<string, string> = { namespace: 'ml-research', pod: '(vision-finetune-7c9f4|notebook-bob)' };
+
+/** The variables to run a panel's queries with: `values`, or for a right-sizing panel, the whole-GPU pod's. */
+export function selectionFor(panel: string, values: Record<string, string>): Record<string, string> {
+  return /right-sizing/i.test(panel) ? { ...values, ...WHOLE_GPU_SELECTION } : values;
+}
+
 export function substitute(text: string, values: Record<string, string>): string {
   return text.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]/g, (whole, a?: string, b?: string, c?: string) => {
     const name = (a ?? b ?? c)!;
