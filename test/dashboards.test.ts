@@ -170,4 +170,27 @@ describe('what the dashboards show', () => {
       expect(e, m).toContain(m);
     }
   });
+
+  it('showback, Right-sizing row: GPU-hours freed, and per container its model, peak memory, compute percentile, recommended profile, GPU-hours freed', () => {
+    const d = dashboards.get('namespace-showback.json')!;
+    const panels = allPanels(d);
+    const rowAt = panels.findIndex((p) => p.type === 'row' && p.title === 'Right-sizing');
+    expect(rowAt).toBeGreaterThan(0);
+    const table = panels.slice(rowAt).find((p) => p.title === 'Right-sizing: containers holding a whole GPU')!;
+    const exprs = (table.targets as Json[]).map((t) => t.expr as string);
+    for (const rule of ['container_gpu:memory_used_bytes:max_window', 'container_gpu:compute_used_ratio:quantile_window', 'container_gpu:mig_profile_recommended:window', 'container_gpu:timeshare_fit:window', 'container_gpu:gpu_hours_freed_per_week:window']) {
+      expect(exprs.some((e) => e.includes(rule)), rule).toBe(true);
+    }
+    // the columns: pod labels and model, the recommended profile as a label column, a unit per value
+    expect(exprs.every((e) => /by \(namespace, pod, container, modelName, gpu/.test(e))).toBe(true);
+    const organize = (table.transformations as Json[]).find((t) => t.id === 'organize')!;
+    expect(organize.options.renameByName).toMatchObject({ modelName: 'GPU model', GPU_I_PROFILE: 'recommended profile', 'Value #A': 'peak memory' });
+    expect((table.fieldConfig.overrides as Json[]).map((o) => [o.matcher.options, o.properties[0].value])).toEqual([
+      ['A', 'bytes'],
+      ['B', 'percentunit'],
+      ['C', 'percentunit'],
+      ['D', 'percentunit'],
+    ]);
+    expect(exprsOf('namespace-showback.json')).toContain('node_namespace:gpu_hours_freed_per_week:sum');
+  });
 });
