@@ -2,22 +2,19 @@ import type { Device, GpuInstanceProfile, NvmlBinding } from '../native/nvml-bin
 import type { MigProfileSample } from '../sample.js';
 import { NvmlError } from '../native/nvml-return.js';
 import type { Collector } from './collector.js';
+import { migProfileFromName } from './mig.js';
 
 const MIB = 1024 * 1024;
 const STATE_KEY = 'mig_profiles';
-
-/** "MIG 1g.10gb" -> "1g.10gb" */
-export function profileName(nvmlName: string): string {
-  return nvmlName.replace(/^MIG\s+/, '').trim();
-}
 
 /** NVML's profiles as plain samples: one per name (NVML's first), none without a name. */
 export function profileSamples(profiles: readonly GpuInstanceProfile[]): MigProfileSample[] {
   const out: MigProfileSample[] = [];
   const seen = new Set<string>();
   for (const p of profiles) {
-    const profile = profileName(p.name);
-    if (!profile || seen.has(profile) || p.sliceCount <= 0) continue;
+    // NVML names a profile as it names a MIG device: "MIG 1g.10gb"
+    const profile = migProfileFromName(p.name);
+    if (profile === 'unknown' || seen.has(profile) || p.sliceCount <= 0) continue;
     seen.add(profile);
     out.push({ profile, sliceCount: p.sliceCount, instanceCount: p.instanceCount, memoryBytes: p.memoryMiB * MIB });
   }
