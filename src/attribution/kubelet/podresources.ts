@@ -1,5 +1,4 @@
-import path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
+import { GrpcCallError, GrpcUnaryClient } from './grpc-unary.js';
 import {
   decodeAllocatableResourcesResponse,
   decodeListPodResourcesResponse,
@@ -21,22 +20,6 @@ export type {
 /** The kubelet's own limit is generous; pods with many devices make large responses. */
 export const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
 
-function clientOnly(): never {
-  throw new Error('the exporter only calls the PodResources API; it does not serve it');
-}
-
-function unaryMethod<Res>(name: string, decode: (buf: Buffer) => Res): grpc.MethodDefinition<object, Res> {
-  return {
-    path: `/v1.PodResourcesLister/${name}`,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: () => EMPTY_REQUEST,
-    requestDeserialize: clientOnly,
-    responseSerialize: clientOnly,
-    responseDeserialize: decode,
-  };
-}
-
 /**
  * A decoder for answers that seldom change between refreshes: a response byte for byte the same
  * as the last one is not decoded again, the last (never modified) object comes back, and the
@@ -55,22 +38,6 @@ export function decodeUnlessUnchanged<Res>(decode: (buf: Buffer) => Res): (buf: 
   };
 }
 
-/** The two calls of v1.PodResourcesLister the exporter makes, with the hand-written decoders (one pair per client). */
-function podResourcesService(): grpc.ServiceDefinition {
-  return {
-    List: unaryMethod('List', decodeUnlessUnchanged(decodeListPodResourcesResponse)),
-    GetAllocatableResources: unaryMethod('GetAllocatableResources', decodeUnlessUnchanged(decodeAllocatableResourcesResponse)),
-  };
-}
-
-type Unary<Res> = (req: object, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
-interface PodResourcesStub extends grpc.Client {
-  List: Unary<ListPodResourcesResponse>;
-  GetAllocatableResources: Unary<AllocatableResourcesResponse>;
-}
-
-type Invoke<Res> = (stub: PodResourcesStub, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void;
-
 /** A failed kubelet call, with the gRPC status name when there is one. */
 export class KubeletCallError extends Error {
   constructor(
@@ -84,69 +51,57 @@ export class KubeletCallError extends Error {
 }
 
 /**
- * A client of the kubelet's PodResources API on its unix socket. Every call has a deadline.
- * After a failed call the channel is dropped and the next call dials again, so a kubelet
- * restart (a new socket at the same path) is picked up at the next call.
+ * A client of the kubelet's PodResources API (v1.PodResourcesLister) on its unix socket. Every
+ * call has a deadline. After a failed call the connection is dropped and the next call dials
+ * again, so a kubelet restart (a new socket at the same path) is picked up at the next call.
+ * Each client decodes with its own decodeUnlessUnchanged pair.
  */
 export class PodResourcesClient {
-  private stub: PodResourcesStub | undefined;
-  private readonly service = podResourcesService();
+  private readonly grpc: GrpcUnaryClient;
+  private readonly decodeList = decodeUnlessUnchanged(decodeListPodResourcesResponse);
+  private readonly decodeAllocatable = decodeUnlessUnchanged(decodeAllocatableResourcesResponse);
 
   constructor(
     readonly socketPath: string,
     private readonly deadlineMs: number,
-  ) {}
+  ) {
+    this.grpc = new GrpcUnaryClient(socketPath, { maxReceiveBytes: MAX_RECEIVE_BYTES });
+  }
 
   list(): Promise<ListPodResourcesResponse> {
-    return this.call('List', (stub, opts, cb) => stub.List({}, opts, cb));
+    return this.call('List', this.decodeList);
   }
 
   allocatable(): Promise<AllocatableResourcesResponse> {
-    return this.call('GetAllocatableResources', (stub, opts, cb) => stub.GetAllocatableResources({}, opts, cb));
+    return this.call('GetAllocatableResources', this.decodeAllocatable);
   }
 
   close(): void {
-    this.stub?.close();
-    this.stub = undefined;
+    this.grpc.close();
   }
 
-  private connect(): PodResourcesStub {
-    if (!this.stub) {
-      const Ctor = grpc.makeGenericClientConstructor(this.service, 'PodResourcesLister');
-      this.stub = new Ctor(`unix://${path.resolve(this.socketPath)}`, grpc.credentials.createInsecure(), {
-        'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
-        'grpc.enable_retries': 0,
-      }) as unknown as PodResourcesStub;
-    }
-    return this.stub;
-  }
-
-  private call<Res>(name: string, invoke: Invoke<Res>): Promise<Res> {
-    const reused = this.stub !== undefined;
-    return this.attempt(name, invoke).catch((err: unknown) => {
-      // A channel dialled before a kubelet restart fails once with UNAVAILABLE: dial again.
-      if (reused && err instanceof KubeletCallError && err.status === 'UNAVAILABLE') return this.attempt(name, invoke);
+  private call<Res>(name: string, decode: (buf: Buffer) => Res): Promise<Res> {
+    const reused = this.grpc.connected;
+    return this.attempt(name, decode).catch((err: unknown) => {
+      // A connection made before a kubelet restart fails once with UNAVAILABLE: dial again.
+      if (reused && err instanceof KubeletCallError && err.status === 'UNAVAILABLE') return this.attempt(name, decode);
       throw err;
     });
   }
 
-  private attempt<Res>(name: string, invoke: Invoke<Res>): Promise<Res> {
-    let stub: PodResourcesStub;
+  private async attempt<Res>(name: string, decode: (buf: Buffer) => Res): Promise<Res> {
+    let answer: Buffer;
     try {
-      stub = this.connect();
+      answer = await this.grpc.call(`/v1.PodResourcesLister/${name}`, EMPTY_REQUEST, this.deadlineMs);
     } catch (err) {
-      return Promise.reject(new KubeletCallError(name, 'CLIENT', (err as Error).message));
+      this.close();
+      if (err instanceof GrpcCallError) throw new KubeletCallError(name, err.status, err.detail);
+      throw new KubeletCallError(name, 'CLIENT', (err as Error).message);
     }
-    return new Promise<Res>((resolve, reject) => {
-      invoke(stub, { deadline: Date.now() + this.deadlineMs }, (err, res) => {
-        if (err || !res) {
-          this.close();
-          const status = err ? (grpc.status[err.code] ?? String(err.code)) : 'EMPTY';
-          reject(new KubeletCallError(name, status, err?.details || err?.message || 'no response'));
-          return;
-        }
-        resolve(res);
-      });
-    });
+    try {
+      return decode(answer);
+    } catch (err) {
+      throw new KubeletCallError(name, 'INTERNAL', (err as Error).message);
+    }
   }
 }
