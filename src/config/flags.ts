@@ -236,7 +236,7 @@ export const FLAGS = [
   }),
   define({
     flag: '--kubelet.refresh-interval', env: 'KGE_KUBELET_REFRESH_INTERVAL', key: 'kubeletRefreshMs', defaultText: '5s',
-    accepts: 'a duration from 500ms to 10m', help: 'How often the device-to-pod mapping is read from the kubelet (two calls each time; failures retry sooner, with backoff)',
+    accepts: 'a duration from 500ms to 10m', help: 'How often the device-to-pod mapping is read from the kubelet (List each time, GetAllocatableResources when the pods change or once a minute; failures retry sooner, with backoff)',
     parse: (raw) => parseDuration(raw, 500, 600_000),
   }),
   define({

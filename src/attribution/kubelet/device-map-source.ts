@@ -10,6 +10,8 @@ export interface DeviceMapSourceOptions {
   deadlineMs: number;
   /** Whether DRA ResourceSlices are watched (--kubernetes.dra); if not, DRA allocations are reported once in the log. */
   draWatched?: boolean;
+  /** How old GetAllocatableResources' answer may get while List's stays the same (default ALLOCATABLE_MAX_AGE_MS). */
+  allocatableMaxAgeMs?: number;
   logger: Logger;
 }
 
@@ -28,6 +30,13 @@ export interface KubeletStatus {
 }
 
 const MIN_BACKOFF_MS = 250;
+/**
+ * GetAllocatableResources answers what the device plugins advertise, which changes far less
+ * often than the pods: it is called on the first refresh, again whenever List's answer changes,
+ * and otherwise once its answer (or its failure: a kubelet without it) is this old, which is how
+ * long a time-slicing replica count changed without any pod moving takes to show.
+ */
+export const ALLOCATABLE_MAX_AGE_MS = 60_000;
 const MAX_BACKOFF_MS = 30_000;
 
 /**
@@ -48,9 +57,14 @@ export class DeviceMapSource {
   private draUnwatchedLogged = false;
   private lastList: ListPodResourcesResponse | undefined;
   private lastAllocatable: AllocatableResourcesResponse | undefined;
+  /** performance.now() of the last GetAllocatableResources call. */
+  private allocatableAtMs: number | undefined;
   readonly status: KubeletStatus = { up: false, failures: 0, allocatableUp: false };
 
-  constructor(private readonly opts: DeviceMapSourceOptions) {
+  private readonly opts: DeviceMapSourceOptions;
+
+  constructor(opts: DeviceMapSourceOptions) {
+    this.opts = { allocatableMaxAgeMs: ALLOCATABLE_MAX_AGE_MS, ...opts };
     this.client = new PodResourcesClient(opts.socketPath, opts.deadlineMs);
   }
 
@@ -93,12 +107,16 @@ export class DeviceMapSource {
     const started = performance.now();
     try {
       const list = await this.client.list();
-      let allocatable: AllocatableResourcesResponse | undefined;
-      try {
-        allocatable = await this.client.allocatable();
-        this.noteAllocatable(undefined);
-      } catch (err) {
-        this.noteAllocatable(err instanceof Error ? err.message : String(err));
+      let allocatable = this.lastAllocatable;
+      if (list !== this.lastList || this.allocatableAtMs === undefined || performance.now() - this.allocatableAtMs >= this.opts.allocatableMaxAgeMs!) {
+        this.allocatableAtMs = performance.now();
+        try {
+          allocatable = await this.client.allocatable();
+          this.noteAllocatable(undefined);
+        } catch (err) {
+          allocatable = undefined;
+          this.noteAllocatable(err instanceof Error ? err.message : String(err));
+        }
       }
       // the client hands back the same objects for unchanged answers: the map built from them stands
       if (list !== this.lastList || allocatable !== this.lastAllocatable) this.current = buildDeviceMap(list, allocatable);
