@@ -61,10 +61,10 @@ export class DeviceMapSource {
   private allocatableAtMs: number | undefined;
   readonly status: KubeletStatus = { up: false, failures: 0, allocatableUp: false };
 
-  private readonly opts: DeviceMapSourceOptions;
+  private readonly allocatableMaxAgeMs: number;
 
-  constructor(opts: DeviceMapSourceOptions) {
-    this.opts = { allocatableMaxAgeMs: ALLOCATABLE_MAX_AGE_MS, ...opts };
+  constructor(private readonly opts: DeviceMapSourceOptions) {
+    this.allocatableMaxAgeMs = opts.allocatableMaxAgeMs ?? ALLOCATABLE_MAX_AGE_MS;
     this.client = new PodResourcesClient(opts.socketPath, opts.deadlineMs);
   }
 
@@ -108,8 +108,9 @@ export class DeviceMapSource {
     try {
       const list = await this.client.list();
       let allocatable = this.lastAllocatable;
-      if (list !== this.lastList || this.allocatableAtMs === undefined || performance.now() - this.allocatableAtMs >= this.opts.allocatableMaxAgeMs!) {
-        this.allocatableAtMs = performance.now();
+      const now = performance.now();
+      if (list !== this.lastList || this.allocatableAtMs === undefined || now - this.allocatableAtMs >= this.allocatableMaxAgeMs) {
+        this.allocatableAtMs = now;
         try {
           allocatable = await this.client.allocatable();
           this.noteAllocatable(undefined);

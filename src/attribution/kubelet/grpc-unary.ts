@@ -211,7 +211,7 @@ export class GrpcUnaryClient {
   }
 
   private connect(): http2.ClientHttp2Session {
-    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
+    if (this.session && this.connected) return this.session;
     const socketPath = this.socketPath;
     const session = http2.connect('http://localhost', {
       createConnection: () => net.connect(socketPath),
