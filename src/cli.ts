@@ -45,8 +45,8 @@ async function exitNow(code: number, lastWords: string): Promise<never> {
 }
 
 /**
- * Starts the exporter. SIGTERM and SIGINT stop it cleanly (scrapes in flight finish, sampling and
- * event waits end, NVML is shut down) and exit 0; a stop that takes longer than
+ * Starts the exporter. SIGTERM and SIGINT stop it cleanly (scrapes in flight finish, sampling
+ * ends, NVML is shut down) and exit 0; a stop that takes longer than
  * --shutdown-timeout (an NVML call hanging, a client that never finishes) exits 1 at the deadline.
  * SIGHUP re-reads the web config file. Errors that escape every guard are logged and ridden
  * out, up to a limit (src/crash-handlers.ts).

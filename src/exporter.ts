@@ -52,9 +52,6 @@ function seriesBudget(config: Config, logger: Logger): ((name: string) => boolea
   });
 }
 
-/** Longest single NVML event wait: shutdown waits at most this long for the event loop. */
-const EVENT_WAIT_MS = 1000;
-
 /**
  * Wires the parts together: sampler (worker + NVML; busy time integrated as samples arrive) ->
  * attribution (kubelet device map, process owners, pod metadata) -> render stage (context,
@@ -119,7 +116,7 @@ export class Exporter {
       driverRoot: config.driverRoot,
       collectors: config.collectors,
       slowIntervalMs: config.healthIntervalMs,
-      ...(config.nvmlEvents ? { eventWaitMs: EVENT_WAIT_MS } : {}),
+      ...(config.nvmlEvents ? { events: true } : {}),
       logger,
     });
     this.sampler.on('sample', (s: NodeSample) => this.onSample(s));
@@ -223,7 +220,7 @@ export class Exporter {
   }
 
   /**
-   * Stops in order: no new connections (scrapes in flight finish), sampling and event waits end,
+   * Stops in order: no new connections (scrapes in flight finish), sampling ends, the NVML event set is freed,
    * NVML is shut down on the sampling thread, the kubelet client and pod watch close.
    */
   async stop(): Promise<void> {

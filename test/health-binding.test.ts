@@ -1,9 +1,9 @@
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NvmlBinding, type Device, type EventSet } from '../src/native/nvml-binding.js';
 import { EventType, FieldId, FieldScope, PerfPolicy } from '../src/native/nvml-constants.js';
-import { NvmlError } from '../src/native/nvml-return.js';
 import { NOT_EXPORTED_TEXT } from '../src/native/nvml-symbols.js';
 import { simulatedNode } from '../src/sim/harness.js';
 import { appendScenarioLines } from '../src/sim/scenario-file.js';
@@ -12,8 +12,8 @@ import { nvmlError } from './support/nvml-error.js';
 
 /**
  * The GPU health calls (remapped rows, violation time, field values: ECC, retired pages, NVLink
- * and PCIe counters, as the collectors read them) and NVML events (waited for as the event loop
- * does: waitForEventAsync), through the real koffi binding against the simulated library driven
+ * and PCIe counters, as the collectors read them) and NVML events (waitForEvent: with timeout 0 as
+ * the event poller reads them once a tick, and blocking waits), through the real koffi binding against the simulated library driven
  * by test/fixtures/health.sim (a copy: the tests change it while the library runs).
  */
 const scenario = fixtureScenario('health');
@@ -26,15 +26,15 @@ let t0 = 0;
 const simElapsed = (): number => performance.now() - t0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The NvmlError a promise rejects with; fails the test when it resolves or rejects with something else. */
-async function nvmlRejection(p: Promise<unknown>): Promise<NvmlError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(NvmlError);
-    return err as NvmlError;
-  }
-  throw new Error('expected an NvmlError');
+/**
+ * nvmlEventSetWait_v2 called on a libuv pool thread (koffi's asynchronous call on the library the
+ * binding loaded), for the simulator's blocking wait while this thread frees the set: the exporter
+ * itself only ever waits with timeout 0, on its sampling thread.
+ */
+function waitOnPoolThread(libraryPath: string, set: EventSet, timeoutMs: number): Promise<number> {
+  const wait = koffi.load(libraryPath).func('int nvmlEventSetWait_v2(void *set, _Out_ uint8_t *data, unsigned int timeoutms)');
+  const data = Buffer.alloc(64);
+  return new Promise((resolve, reject) => wait.async(set, data, timeoutMs, (err: unknown, code: number) => (err ? reject(err as Error) : resolve(code))));
 }
 
 /** The ECC totals, as the ecc collector reads them: field values. */
@@ -195,7 +195,7 @@ describe('NVML events on the simulated node', () => {
       expect(nvmlError(() => nvml.registerEvents(nvml.migDeviceByIndex(gpu2, 0), XID, c)).notSupported).toBe(true);
       // nothing registered: the Xid of GPU 2 (due at 1200 ms) never comes to this set, and the wait times out
       const started = performance.now();
-      expect(await nvml.waitForEventAsync(c, 100)).toBeUndefined();
+      expect(nvml.waitForEvent(c, 100)).toBeUndefined();
       expect(performance.now() - started).toBeGreaterThanOrEqual(80);
     } finally {
       nvml.freeEventSet(c);
@@ -209,7 +209,7 @@ describe('NVML events on the simulated node', () => {
     nvml.registerEvents(gpu0, XID | EventType.DOUBLE_BIT_ECC, a); // not SBE: the sbe line at 1100 ms is skipped
     nvml.registerEvents(nvml.deviceByIndex(2), XID, a);
     nvml.registerEvents(gpu0, XID, b);
-    const ev = await nvml.waitForEventAsync(a, 10_000);
+    const ev = nvml.waitForEvent(a, 10_000);
     expect(simElapsed()).toBeGreaterThanOrEqual(1000); // `event 0 xid 79 1000`
     expect(ev).toBeDefined();
     expect(ev!.eventType).toBe(XID);
@@ -221,14 +221,14 @@ describe('NVML events on the simulated node', () => {
   });
 
   it('attributes an Xid of a MIG instance to the parent GPU with its GPU and compute instance', async () => {
-    const ev = await nvml.waitForEventAsync(a, 10_000);
+    const ev = nvml.waitForEvent(a, 10_000);
     expect(simElapsed()).toBeGreaterThanOrEqual(1200);
     expect(ev).toMatchObject({ eventType: XID, eventData: 31n, gpuInstanceId: 2, computeInstanceId: 0 });
     expect(addressOf(ev!.device)).toBe(addressOf(nvml.deviceByIndex(2)));
   });
 
   it('delivers events in time order, only types the set registered', async () => {
-    const ev = await nvml.waitForEventAsync(a, 10_000);
+    const ev = nvml.waitForEvent(a, 10_000);
     expect(simElapsed()).toBeGreaterThanOrEqual(1300);
     expect(ev).toMatchObject({ eventType: EventType.DOUBLE_BIT_ECC, eventData: 0n });
     expect(addressOf(ev!.device)).toBe(addressOf(nvml.deviceByIndex(0)));
@@ -236,91 +236,100 @@ describe('NVML events on the simulated node', () => {
 
   it('times out with undefined after about timeoutMs when nothing is due', async () => {
     const started = performance.now();
-    expect(await nvml.waitForEventAsync(a, 300)).toBeUndefined();
+    expect(nvml.waitForEvent(a, 300)).toBeUndefined();
     const elapsed = performance.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(300 * 0.8);
     expect(elapsed).toBeLessThan(300 + 2_000);
   });
 
   it('delivers each event once per set: a second set gets it too, once', async () => {
-    const ev = await nvml.waitForEventAsync(b, 1_000);
+    const ev = nvml.waitForEvent(b, 1_000);
     expect(ev).toMatchObject({ eventType: XID, eventData: 79n });
     // nothing else is due for b: a wait that does not block says so
-    expect(await nvml.waitForEventAsync(b, 0)).toBeUndefined();
+    expect(nvml.waitForEvent(b, 0)).toBeUndefined();
   });
 
   it('delivers event lines added at run time, and not again after a reload that keeps them', async () => {
     // due a little later than now: the wait must hold it back until its time
     const at = Math.ceil(simElapsed()) + 100;
     await scenario.append(`\nevent 0 xid 48 ${at}\n`);
-    const ev = await nvml.waitForEventAsync(a, 10_000);
+    const ev = nvml.waitForEvent(a, 10_000);
     expect(simElapsed()).toBeGreaterThanOrEqual(at);
     expect(ev).toMatchObject({ eventType: XID, eventData: 48n });
-    expect(await nvml.waitForEventAsync(b, 1_000)).toMatchObject({ eventType: XID, eventData: 48n });
+    expect(nvml.waitForEvent(b, 1_000)).toMatchObject({ eventType: XID, eventData: 48n });
     // another change to the file, re-read: the events it keeps (all due already) are not delivered again
     await scenario.append('# touched\n');
-    expect(await nvml.waitForEventAsync(a, 0)).toBeUndefined();
-    expect(await nvml.waitForEventAsync(b, 0)).toBeUndefined();
+    expect(nvml.waitForEvent(a, 0)).toBeUndefined();
+    expect(nvml.waitForEvent(b, 0)).toBeUndefined();
     // an identical second line is a second event
     await scenario.append(`event 0 xid 48 ${at}\n`);
-    expect(await nvml.waitForEventAsync(a, 1_000)).toMatchObject({ eventType: XID, eventData: 48n });
-    expect(await nvml.waitForEventAsync(a, 0)).toBeUndefined();
+    expect(nvml.waitForEvent(a, 1_000)).toMatchObject({ eventType: XID, eventData: 48n });
+    expect(nvml.waitForEvent(a, 0)).toBeUndefined();
   });
 
   it('fails waits in a fault window, also one that opens while the wait blocks', async () => {
     const now = Math.ceil(simElapsed());
     await scenario.append(`fault nvmlEventSetWait_v2 * 999 0 ${now + 100_000}\n`);
-    const e = await nvmlRejection(nvml.waitForEventAsync(a, 1_000));
+    const e = nvmlError(() => nvml.waitForEvent(a, 1_000));
     expect([e.call, e.code, e.codeName]).toEqual(['nvmlEventSetWait_v2', 999, 'UNKNOWN']);
     await scenario.write(fixture);
-    expect(await nvml.waitForEventAsync(a, 0)).toBeUndefined();
+    expect(nvml.waitForEvent(a, 0)).toBeUndefined();
     // opens a little later than now: while the wait below blocks
     const opens = Math.ceil(simElapsed()) + 100;
     await scenario.append(`fault nvmlEventSetWait_v2 * 15 ${opens} ${opens + 100_000}\n`);
     const started = performance.now();
-    const lost = await nvmlRejection(nvml.waitForEventAsync(a, 10_000));
+    const lost = nvmlError(() => nvml.waitForEvent(a, 10_000));
     expect(lost.gpuLost).toBe(true);
     expect(simElapsed()).toBeGreaterThanOrEqual(opens);
     expect(performance.now() - started).toBeLessThan(5_000);
     await scenario.write(fixture);
   });
 
-  it('does not hold up other calls while a wait blocks on another thread', async () => {
-    // the wait runs on a libuv pool thread (koffi's async call), as the event loop runs it
+  it('only looks with a timeout of 0: an event already due comes at once, none due answers TIMEOUT at once', async () => {
     const c = nvml.createEventSet();
-    nvml.registerEvents(nvml.deviceByIndex(0), EventType.GPU_UNAVAILABLE, c); // no such event in the scenario
-    const started = performance.now();
-    const done = nvml.waitForEventAsync(c, 600);
-    await sleep(50); // the pool thread is in the wait by now
-    const callsStarted = performance.now();
-    for (let i = 0; i < 20; i++) expect(nvml.fieldValues(nvml.deviceByIndex(0), [FieldId.ECC_SBE_VOLATILE_TOTAL])[0]!.value).toBe(12);
-    expect(performance.now() - callsStarted).toBeLessThan(300);
-    expect(await done).toBeUndefined(); // TIMEOUT
-    expect(performance.now() - started).toBeGreaterThanOrEqual(600 * 0.8);
-    nvml.freeEventSet(c);
+    try {
+      nvml.registerEvents(nvml.deviceByIndex(0), XID, c);
+      expect(nvml.waitForEvent(c, 0)).toBeUndefined();
+      // a line due a little later, waited for; then one added with the same time, due already, written as another process would
+      const at = Math.ceil(simElapsed()) + 50;
+      appendScenarioLines(statePath, `\nevent 0 xid 62 ${at}\n`);
+      expect(nvml.waitForEvent(c, 5_000)).toMatchObject({ eventType: XID, eventData: 62n });
+      appendScenarioLines(statePath, `event 0 xid 63 ${at}\n`);
+      expect(nvml.waitForEvent(c, 0)).toMatchObject({ eventType: XID, eventData: 63n });
+      expect(nvml.waitForEvent(c, 0)).toBeUndefined();
+      // one due later is not waited for
+      appendScenarioLines(statePath, `event 0 xid 63 ${Math.ceil(simElapsed()) + 60_000}\n`);
+      expect(nvml.waitForEvent(c, 0)).toBeUndefined();
+    } finally {
+      nvml.freeEventSet(c);
+      await scenario.write(fixture);
+    }
   });
 
   // Both waits are far longer than the test may run: only the change can end them in time. The
-  // scenario is rewritten as another process would (no kgeSimReload here), so the wait must notice
-  // the file itself, as it blocks (the simulator watches the file instead of polling).
+  // scenario is rewritten by another process, so the wait must notice the file itself, as it blocks
+  // (the simulator watches the file instead of polling); the set is freed from this thread while a
+  // pool thread waits on it.
   it('ends a blocked wait at once when the scenario file gains an event or the set is freed', { timeout: 20_000 }, async () => {
     const c = nvml.createEventSet();
     nvml.registerEvents(nvml.deviceByIndex(0), XID, c);
     try {
-      const waiting = nvml.waitForEventAsync(c, 120_000);
-      await sleep(50); // the pool thread is in the wait by now (were it not, its first look finds the line)
-      appendScenarioLines(statePath, `\nevent 0 xid 94 ${Math.ceil(simElapsed()) + 50}\n`);
-      expect(await waiting).toMatchObject({ eventType: XID, eventData: 94n });
+      // the writer starts after the wait has begun: it sleeps first, while this thread blocks
+      const line = `event 0 xid 94 ${Math.ceil(simElapsed()) + 300}`;
+      const writer = spawn('sh', ['-c', `sleep 0.2; printf '\\n%s\\n' "$1" >> "$2"`, 'sh', line, statePath], { stdio: 'ignore' });
+      const started = performance.now();
+      expect(nvml.waitForEvent(c, 120_000)).toMatchObject({ eventType: XID, eventData: 94n });
+      expect(performance.now() - started).toBeLessThan(10_000);
+      await new Promise((resolve) => writer.once('exit', resolve));
     } finally {
       nvml.freeEventSet(c);
     }
     const d = nvml.createEventSet();
     nvml.registerEvents(nvml.deviceByIndex(0), XID, d);
-    const waiting = nvml.waitForEventAsync(d, 120_000);
-    await sleep(50);
+    const waiting = waitOnPoolThread(node.libraryPath, d, 120_000);
+    await sleep(50); // the pool thread is in the wait by now (were it not, its first look finds the set freed)
     nvml.freeEventSet(d);
-    const e = await nvmlRejection(waiting);
-    expect([e.call, e.codeName]).toEqual(['nvmlEventSetWait_v2', 'INVALID_ARGUMENT']);
+    expect(await waiting).toBe(2); // INVALID_ARGUMENT
     await scenario.write(fixture);
   });
 
@@ -328,7 +337,7 @@ describe('NVML events on the simulated node', () => {
     nvml.freeEventSet(a);
     nvml.freeEventSet(b);
     expect(nvmlError(() => nvml.freeEventSet(a)).code).toBe(2);
-    expect((await nvmlRejection(nvml.waitForEventAsync(b, 10))).code).toBe(2);
+    expect(nvmlError(() => nvml.waitForEvent(b, 10)).code).toBe(2);
   });
 });
 
@@ -359,8 +368,9 @@ describe('a driver without the health and event calls', () => {
       ['nvmlEventSetCreate', () => legacy.createEventSet()],
       ['nvmlDeviceRegisterEvents', () => legacy.registerEvents(d, EventType.XID_CRITICAL, null)],
       ['nvmlEventSetFree', () => legacy.freeEventSet(null)],
+      ['nvmlEventSetWait_v2', () => legacy.waitForEvent(null, 10)],
     ];
-    const missing = [...calls.map(([call]) => call), 'nvmlEventSetWait_v2'].sort();
+    const missing = calls.map(([call]) => call).sort();
     // known before any of them is called
     expect([...legacy.missingSymbols].sort()).toEqual(missing);
     for (let pass = 0; pass < 2; pass++) {
@@ -369,8 +379,6 @@ describe('a driver without the health and event calls', () => {
         expect([e.call, e.code, e.codeName, e.notSupported, e.driverText]).toEqual([call, 13, 'FUNCTION_NOT_FOUND', true, NOT_EXPORTED_TEXT]);
         expect(e.message).toBe(`${call} failed: NVML_ERROR_FUNCTION_NOT_FOUND (13): symbol not exported by this driver`);
       }
-      const wait = await nvmlRejection(legacy.waitForEventAsync(null, 10));
-      expect([wait.call, wait.code, wait.notSupported]).toEqual(['nvmlEventSetWait_v2', 13, true]);
     }
     // listed once, however often called
     expect([...legacy.missingSymbols].sort()).toEqual(missing);

@@ -136,9 +136,11 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsign
   unsigned int generation = es ? es->generation : 0;
   UNLOCK();
   if (!es) return NVML_ERROR_INVALID_ARGUMENT;
-  /* opened before the first look, so a change made after it wakes the wait */
+  /* opened before the first look, so a change made after it wakes the wait; a wait of 0 (a
+   * caller that looks once a tick) only looks, and needs none */
   change_watch_t watch;
-  change_watch_open(&watch);
+  int watching = timeoutms > 0;
+  if (watching) change_watch_open(&watch);
   int changed = 1;
   nvmlReturn_t rc;
   for (;;) {
@@ -176,13 +178,13 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsign
     UNLOCK();
     if (rc || ev) break;
     double left = deadline - now_ms();
-    if (left <= 0) { rc = NVML_ERROR_TIMEOUT; break; }
+    if (left <= 0 || !watching) { rc = NVML_ERROR_TIMEOUT; break; }
     double nap = left;
     if (due >= 0 && due + 0.1 < nap) nap = due + 0.1;
     if (edge >= 0 && edge + 0.1 < nap) nap = edge + 0.1;
     changed = change_watch_wait(&watch, nap);
   }
-  change_watch_close(&watch);
+  if (watching) change_watch_close(&watch);
   return rc;
 }
 #endif

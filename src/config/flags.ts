@@ -152,7 +152,7 @@ export const FLAGS = [
   }),
   define({
     flag: '--shutdown-timeout', env: 'KGE_SHUTDOWN_TIMEOUT', key: 'shutdownTimeoutMs', defaultText: '8s',
-    accepts: 'a duration from 1s to 10m', help: 'How long a clean stop on SIGTERM or SIGINT may take (finish scrapes in flight, end event waits, shut NVML down) before the process exits anyway; keep it under the pod\'s termination grace period',
+    accepts: 'a duration from 1s to 10m', help: 'How long a clean stop on SIGTERM or SIGINT may take (finish scrapes in flight, end sampling, shut NVML down) before the process exits anyway; keep it under the pod\'s termination grace period',
     parse: (raw) => parseDuration(raw, 1000, 600_000),
   }),
   define({
@@ -172,7 +172,7 @@ export const FLAGS = [
   }),
   define({
     flag: '--nvml.events', env: 'KGE_NVML_EVENTS', key: 'nvmlEvents', defaultText: 'true',
-    accepts: 'true or false', help: 'Watch NVML events (Xid errors, ECC, GPU unavailable) (waits run off the event loop, on a libuv pool thread)',
+    accepts: 'true or false', help: 'Watch NVML events (Xid errors, ECC, GPU unavailable), read on the sampling thread once a tick without waiting',
     parse: parseBool,
   }),
   define({

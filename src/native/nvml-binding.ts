@@ -39,8 +39,8 @@ import {
 
 /**
  * koffi binding of libnvidia-ml.so.1. Every call here is synchronous and may block, so this
- * module is only ever used from the sampling worker thread, never the event loop (the event
- * wait runs on a libuv pool thread: waitForEventAsync). The functions it calls are the table
+ * module is only ever used from the sampling worker thread, never the event loop (events too are
+ * read there, once a tick, without blocking: waitForEvent with timeout 0). The functions it calls are the table
  * of nvml-symbols.ts, bound when the library is loaded; the structs are those of nvml-structs.ts.
  */
 
@@ -191,6 +191,8 @@ export class NvmlBinding {
   /** Out-parameters of the scalar getters, reused: calls are synchronous, on one thread. */
   private readonly outA: unknown[] = [0];
   private readonly outB: unknown[] = [0];
+  /** nvmlEventSetWait_v2's nvmlEventData_t, filled in by each wait. */
+  private readonly eventOut: Record<string, unknown> = {};
   /** Room for the longest string a call returns (UUID and name: 96 bytes). */
   private readonly stringBuffer = Buffer.alloc(Math.max(NVML_DEVICE_UUID_V2_BUFFER_SIZE, NVML_DEVICE_NAME_V2_BUFFER_SIZE, NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE));
   private readonly fieldValueBuffer = new StructArray(FieldValue.size, 32);
@@ -614,30 +616,16 @@ export class NvmlBinding {
   }
 
   /**
-   * nvmlEventSetWait_v2 on a libuv pool thread (koffi's async call): the calling thread's event
-   * loop keeps running while the wait blocks up to timeoutMs, so no thread of its own is needed
-   * for events. Undefined when none came (TIMEOUT); other codes reject with NvmlError.
+   * nvmlEventSetWait_v2: the next event the set holds, waiting up to timeoutMs for one (0: only
+   * what is queued already, without blocking). Undefined when none came (TIMEOUT); other codes
+   * throw NvmlError. The driver queues a set's events between calls, so a caller that looks once
+   * a tick with timeout 0 still gets every event, at most a tick late.
    */
-  waitForEventAsync(set: EventSet, timeoutMs: number): Promise<NvmlEvent | undefined> {
-    let wait: BoundSymbol<'nvmlEventSetWait_v2'> & { fn: NativeFunction };
-    try {
-      wait = this.bound('nvmlEventSetWait_v2');
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+  waitForEvent(set: EventSet, timeoutMs: number): NvmlEvent | undefined {
+    const wait = this.bound('nvmlEventSetWait_v2');
     const timeout = Number.isFinite(timeoutMs) ? Math.min(0xffffffff, Math.max(0, Math.round(timeoutMs))) : 0xffffffff;
-    // its own out-parameter: the wait fills it on another thread while this one goes on
-    const out: Record<string, unknown> = {};
-    return new Promise((resolve, reject) => {
-      wait.fn.async(set, out, timeout, (err: unknown, code: number) => {
-        if (err) return reject(err instanceof Error ? err : new Error(String(err)));
-        try {
-          resolve(this.decodeEvent(wait.name, code, out));
-        } catch (e) {
-          reject(e as Error);
-        }
-      });
-    });
+    const out = this.eventOut;
+    return this.decodeEvent(wait.name, wait.fn(set, out, timeout) as number, out);
   }
 
   private decodeEvent(call: string, code: number, out: Record<string, unknown>): NvmlEvent | undefined {
@@ -653,6 +641,15 @@ export class NvmlBinding {
     if (gi !== NOT_MIG) ev.gpuInstanceId = gi;
     if (ci !== NOT_MIG) ev.computeInstanceId = ci;
     return ev;
+  }
+
+  /**
+   * The address a device handle points at: the same for the handle nvmlDeviceGetHandleByIndex_v2
+   * gives and the one an event names, so an event's GPU can be known without asking NVML (which a
+   * GPU that fell off the bus no longer answers).
+   */
+  handleAddress(device: Device): bigint {
+    return BigInt(koffi.address(device));
   }
 
   freeEventSet(set: EventSet): void {

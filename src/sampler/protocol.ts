@@ -12,8 +12,8 @@ export interface WorkerInit {
    * values are carried in between. Absent or not above the sample interval: every tick.
    */
   slowIntervalMs?: number;
-  /** Wait on NVML events (Xid, ECC) with waits of at most this long; off when absent. */
-  eventWaitMs?: number;
+  /** Read NVML events (Xid, ECC, GPU unavailable) at each tick; off when absent. */
+  events?: boolean;
 }
 
 export type ToWorker = { type: 'init' } | { type: 'tick'; id: number } | { type: 'shutdown' };

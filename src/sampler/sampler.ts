@@ -54,7 +54,7 @@ export class Sampler extends EventEmitter {
       collectors: this.opts.collectors,
       // at or below the sample interval, slow collectors simply run every tick
       slowIntervalMs: (this.opts.slowIntervalMs ?? 0) > this.opts.intervalMs ? this.opts.slowIntervalMs : 0,
-      ...(this.opts.eventWaitMs !== undefined ? { eventWaitMs: this.opts.eventWaitMs } : {}),
+      ...(this.opts.events ? { events: true } : {}),
     };
     const worker = startModuleWorker(import.meta.url, 'worker', init);
     this.worker = worker;

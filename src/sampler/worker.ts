@@ -4,7 +4,7 @@ import { NvmlBinding } from '../native/nvml-binding.js';
 import { NvmlError } from '../native/nvml-return.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { Ticker } from './tick.js';
-import { EventLoop } from '../events/event-loop.js';
+import { EventPoller } from '../events/event-poller.js';
 
 /**
  * The only thread that calls NVML. Blocking or hanging calls stall this thread alone;
@@ -14,7 +14,9 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 let nvml: NvmlBinding | undefined;
 let ticker: Ticker | undefined;
-let events: EventLoop | undefined;
+let events: EventPoller | undefined;
+/** Events taken per tick at most: a storm is read over several ticks instead of stalling one. */
+const EVENTS_PER_POLL = 256;
 
 function send(msg: FromWorker): void {
   port.postMessage(msg);
@@ -33,10 +35,7 @@ function initialise(): void {
       /* reported through the sample */
     }
     send({ type: 'init-result', ok: true, libraryPath: binding.libraryPath, driverVersion });
-    if (init.eventWaitMs !== undefined) {
-      events = new EventLoop(binding, { waitMs: init.eventWaitMs, minBackoffMs: 1000, maxBackoffMs: 60_000 }, (msg) => send({ type: 'events', msg }));
-      events.start();
-    }
+    if (init.events) events = new EventPoller(binding, { minBackoffMs: 1000, maxBackoffMs: 60_000, maxPerPoll: EVENTS_PER_POLL }, (msg) => send({ type: 'events', msg }));
   } catch (err) {
     send({
       type: 'init-result',
@@ -57,6 +56,8 @@ port.on('message', (msg: ToWorker) => {
         send({ type: 'tick-error', id: msg.id, error: 'NVML is not initialised' });
         break;
       }
+      // the events queued since the last tick first: their messages reach the main thread with this sample's
+      events?.poll();
       try {
         const sample = ticker.tick();
         sample.missingSymbols = [...nvml.missingSymbols];
@@ -69,18 +70,16 @@ port.on('message', (msg: ToWorker) => {
       // collectors free their NVML allocations (GPM samples) while NVML is still initialised
       ticker?.close();
       ticker = undefined;
-      // the event loop ends after its current wait, before NVML goes away under it
-      void (events?.stop() ?? Promise.resolve()).then(() => {
-        try {
-          nvml?.shutdown();
-        } catch {
-          /* shutting down anyway */
-        }
-        nvml = undefined;
-        ticker = undefined;
-        events = undefined;
-        send({ type: 'shutdown-done' });
-      });
+      // the event set is freed while NVML is still initialised
+      events?.stop();
+      events = undefined;
+      try {
+        nvml?.shutdown();
+      } catch {
+        /* shutting down anyway */
+      }
+      nvml = undefined;
+      send({ type: 'shutdown-done' });
       break;
   }
 });

@@ -37,7 +37,7 @@ if (!library || !validScenario) throw new Error('usage: sim-fuzz-driver <library
 const nvml = new NvmlBinding({ libraryPath: library });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Ticks every collector and waits (without blocking) for events on every GPU that has them. */
+/** Ticks every collector and looks (without blocking) for events on every GPU that has them, as the event poller does. */
 async function exercise(): Promise<number> {
   const ticker = new Ticker(nvml, enabledCollectors({}));
   let gpus = 0;
@@ -54,7 +54,7 @@ async function exercise(): Promise<number> {
           if (!(err instanceof NvmlError)) throw err;
         }
       }
-      for (let i = 0; i < 3; i++) await nvml.waitForEventAsync(set, 0);
+      for (let i = 0; i < 3; i++) nvml.waitForEvent(set, 0);
     } catch (err) {
       if (!(err instanceof NvmlError)) throw err;
     } finally {
