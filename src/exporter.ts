@@ -53,7 +53,7 @@ function seriesBudget(config: Config, logger: Logger): ((name: string) => boolea
 }
 
 /**
- * Wires the parts together: sampler (worker + NVML; busy time integrated as samples arrive) ->
+ * Wires the parts together: sampler (worker + NVML, busy time integrated there; the newest sample read at each scrape) ->
  * attribution (kubelet device map, process owners, pod metadata) -> render stage (context,
  * family builders, exposition) -> scrape cache -> HTTP. NVML events from the sampling thread
  * go to the event watcher, whose counts the health builder reads at the next render.
@@ -71,6 +71,8 @@ export class Exporter {
   private readonly seen: SeenGpus;
   private readonly attributor: Attributor;
   private lastAttribution: SampleAttribution = NO_ATTRIBUTION;
+  /** The sample last marked for rendering. */
+  private noted: NodeSample | undefined;
   private podLabelsDropLogged = false;
   private readonly podMetadata: PodMetadataWatcher | undefined;
   readonly draSlices: DraSliceWatcher | undefined;
@@ -119,17 +121,22 @@ export class Exporter {
       ...(config.nvmlEvents ? { events: true } : {}),
       logger,
     });
-    this.sampler.on('sample', (s: NodeSample) => this.onSample(s));
+    // a lost GPU is logged when its sample comes, scraped or not
+    this.sampler.on('notable', (s: NodeSample) => this.seen.observe(s));
     this.sampler.on('events', (msg: FromEventWorker) => this.events?.handle(msg));
   }
 
   /**
-   * A new sample: the GPUs seen are updated (a lost GPU is logged now, scraped or not) and the
-   * exposition is marked out of date; the next scrape renders it.
+   * Before a scrape is served: the newest sample, when it is not the one rendered last, marks the
+   * exposition out of date, and the scrape renders it. Samples nobody scrapes are never read.
    */
-  private onSample(sample: NodeSample): void {
-    this.seen.observe(sample);
-    this.stage.invalidate(() => this.contextOf(sample));
+  private fresh(): Promise<void> {
+    const sample = this.sampler.latest;
+    if (sample && sample !== this.noted) {
+      this.noted = sample;
+      this.stage.invalidate(() => this.contextOf(sample));
+    }
+    return this.stage.fresh();
   }
 
   /** Renders a sample (or the empty state before the first one) now; resolves once it is served, never rejects. */
@@ -184,7 +191,7 @@ export class Exporter {
 
   servedState(): ServedState {
     return {
-      fresh: () => this.stage.fresh(),
+      fresh: () => this.fresh(),
       body: (format, gzip) => this.cache.body(format, gzip),
       ready: () => readiness({ nvmlReady: this.sampler.state === 'ready', unavailableReason: this.sampler.unavailableReason, hasSample: this.sampler.latest !== undefined }),
       latestSample: () => this.sampler.latest,

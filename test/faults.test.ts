@@ -125,7 +125,8 @@ describe('an NVML call that hangs 30 s', () => {
     const before = await scrape(s.exp.url);
     s.setScenario('latency nvmlDeviceGetPowerUsage 3 30000');
     const hangStarted = Date.now();
-    await waitFor(() => countLogs(s.exp, 'previous sampling tick still running') === 1, 5000, 'the stall log line');
+    // nothing scrapes meanwhile: the main thread's stall check (every 5 s) finds the tick running
+    await waitFor(() => countLogs(s.exp, 'previous sampling tick still running') === 1, 15_000, 'the stall log line');
     s.setScenario(''); // the call in progress keeps sleeping; later calls do not hang
     const frozenAt = sampleTime(await scrape(s.exp.url));
     expect(frozenAt).toBeGreaterThanOrEqual(sampleTime(before));

@@ -9,7 +9,7 @@ import { xidMessage } from './xid.js';
 const XID_LOG_WINDOW_MS = 60_000;
 
 /**
- * Main-thread side of NVML events. The waits run on the sampling thread (src/events/event-loop.ts);
+ * Main-thread side of NVML events. They are read on the sampling thread (src/events/event-poller.ts);
  * this follows its messages: whether it is watching, which GPUs, how often it had to register
  * again after a failure. Each GPU event is counted in the tally the health families read,
  * logged (an Xid once per GPU and code per minute) and emitted as 'event'. Changes of the

@@ -2,13 +2,12 @@ import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { NodeSample } from '../sample.js';
-import { BusyTimeIntegrator } from './busy-time.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import { newerSeq, SampleSlotReader, SamplerControl, sharedNowMs } from './sample-slot.js';
 import { StateChangeLog } from './state-log.js';
 import { startModuleWorker } from '../worker-thread.js';
 
-export interface SamplerOptions extends WorkerInit {
-  intervalMs: number;
+export interface SamplerOptions extends Omit<WorkerInit, 'control'> {
   /** How often to retry loading/initialising NVML while it is unavailable. */
   initRetryMs: number;
   logger: Logger;
@@ -16,24 +15,28 @@ export interface SamplerOptions extends WorkerInit {
 
 export type SamplerState = 'starting' | 'nvml-unavailable' | 'ready' | 'stopped';
 
+/** How often the main thread looks for a tick that has run too long, when nothing reads a sample meanwhile. */
+const STALL_CHECK_MS = 5000;
+
 /**
- * Main-thread side of sampling: drives the worker on its interval, keeps the last complete
- * sample, never waits on NVML. Emits 'sample' for every complete tick.
+ * Main-thread side of sampling: starts the worker (which ticks on its own interval), reads the
+ * newest complete sample from shared memory when asked (latest), never waits on NVML. Between
+ * reads it does not run at all, except for samples whose collector errors or GPUs changed
+ * ('notable', seen by the state-change log as they come) and a stall check every few seconds.
+ * Emits 'sample' for every tick while something listens for it (tests, the demo).
  */
 export class Sampler extends EventEmitter {
   state: SamplerState = 'starting';
-  latest: NodeSample | undefined;
   /** Last reason NVML could not be used (for /readyz and logs). */
   unavailableReason: string | undefined;
-  /** Ticks skipped because the previous one was still running (a slow or hung NVML call). */
-  skippedTicks = 0;
-  tickInFlightSince: number | undefined;
 
+  private newest: NodeSample | undefined;
+  private newestSeq = 0;
+  private slot: SampleSlotReader | undefined;
+  private readonly control = new SamplerControl();
   private worker: Worker | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private nextTickId = 1;
-  private readonly busy = new BusyTimeIntegrator();
   private readonly stateLog: StateChangeLog;
   private readonly log: Logger;
 
@@ -41,6 +44,30 @@ export class Sampler extends EventEmitter {
     super();
     this.log = opts.logger;
     this.stateLog = new StateChangeLog(opts.logger);
+    // a message per sample only while someone listens for each one
+    this.on('newListener', (event: string) => {
+      if (event === 'sample') this.control.notify = true;
+    });
+    this.on('removeListener', (event: string) => {
+      if (event === 'sample' && this.listenerCount('sample') === 0) this.control.notify = false;
+    });
+  }
+
+  /** The newest complete sample (read from the worker's slot when a newer one is there). */
+  get latest(): NodeSample | undefined {
+    this.readSlot();
+    return this.newest;
+  }
+
+  /** Ticks skipped because the previous one was still running (a slow or hung NVML call), the running one's included. */
+  get skippedTicks(): number {
+    const { inFlightSinceMs, skipped } = this.control.snapshot();
+    return skipped + (inFlightSinceMs === undefined ? 0 : Math.max(0, Math.floor((sharedNowMs() - inFlightSinceMs) / this.opts.intervalMs)));
+  }
+
+  /** Wall-clock ms when the tick now running started; undefined when none runs. */
+  get tickInFlightSince(): number | undefined {
+    return this.control.snapshot().inFlightSinceMs;
   }
 
   start(): void {
@@ -52,13 +79,14 @@ export class Sampler extends EventEmitter {
       libraryPath: this.opts.libraryPath,
       driverRoot: this.opts.driverRoot,
       collectors: this.opts.collectors,
+      intervalMs: this.opts.intervalMs,
       // at or below the sample interval, slow collectors simply run every tick
       slowIntervalMs: (this.opts.slowIntervalMs ?? 0) > this.opts.intervalMs ? this.opts.slowIntervalMs : 0,
       ...(this.opts.events ? { events: true } : {}),
+      control: this.control.shared,
     };
     const worker = startModuleWorker(import.meta.url, 'worker', init);
     this.worker = worker;
-    this.busy.reset();
     worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     worker.on('error', (err) => {
       this.log.error({ err: err.message }, 'sampling worker crashed; restarting it');
@@ -66,9 +94,12 @@ export class Sampler extends EventEmitter {
     worker.on('exit', (code) => {
       if (this.worker !== worker) return;
       this.worker = undefined;
-      this.tickInFlightSince = undefined;
-      clearInterval(this.timer);
-      this.timer = undefined;
+      // a new worker counts its samples from the start, in a slot of its own
+      this.slot = undefined;
+      this.newestSeq = 0;
+      this.control.tickEnded(0);
+      clearInterval(this.stallTimer);
+      this.stallTimer = undefined;
       this.emit('events', { type: 'stopped' });
       if (this.state === 'stopped') return;
       this.log.warn({ exitCode: code }, 'sampling worker exited; restarting it');
@@ -87,10 +118,10 @@ export class Sampler extends EventEmitter {
         if (msg.ok) {
           this.unavailableReason = undefined;
           this.state = 'ready';
+          this.slot = new SampleSlotReader(msg.slot);
           this.log.info({ library: msg.libraryPath, driverVersion: msg.driverVersion }, 'NVML initialised');
-          this.tick();
-          this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
-          this.timer.unref?.();
+          this.stallTimer = setInterval(() => this.checkStall(), Math.max(STALL_CHECK_MS, this.opts.intervalMs));
+          this.stallTimer.unref?.();
         } else {
           this.state = 'nvml-unavailable';
           if (this.unavailableReason !== msg.error) {
@@ -101,14 +132,14 @@ export class Sampler extends EventEmitter {
         }
         break;
       case 'sample':
-        this.tickInFlightSince = undefined;
-        this.busy.apply(msg.sample);
-        this.stateLog.observe(msg.sample);
-        this.latest = msg.sample;
-        this.emit('sample', msg.sample);
+        if (msg.slot) this.slot = new SampleSlotReader(msg.slot);
+        if (msg.notable) {
+          this.stateLog.observe(msg.sample);
+          this.emit('notable', msg.sample);
+        }
+        if (newerSeq(msg.seq, this.newestSeq)) this.take(msg.seq, msg.sample);
         break;
       case 'tick-error':
-        this.tickInFlightSince = undefined;
         this.stateLog.tickFailed(msg.error);
         break;
       case 'events':
@@ -119,15 +150,24 @@ export class Sampler extends EventEmitter {
     }
   }
 
-  /** Starts a tick unless one is still running: at most one NVML call is ever outstanding. */
-  tick(): void {
-    if (this.tickInFlightSince !== undefined) {
-      this.skippedTicks++;
-      this.stateLog.stalled(Date.now() - this.tickInFlightSince);
-      return;
-    }
-    this.tickInFlightSince = Date.now();
-    this.post({ type: 'tick', id: this.nextTickId++ });
+  private readSlot(): void {
+    const read = this.slot?.readNewerThan(this.newestSeq);
+    if (read) this.take(read.seq, read.sample);
+    this.checkStall();
+  }
+
+  private take(seq: number, sample: NodeSample): void {
+    this.newestSeq = seq;
+    this.newest = sample;
+    if (this.listenerCount('sample') > 0) this.emit('sample', sample);
+  }
+
+  /** Logs (once per stall) a tick that has run longer than the sample interval. */
+  private checkStall(): void {
+    const since = this.control.snapshot().inFlightSinceMs;
+    if (since === undefined) return;
+    const forMs = sharedNowMs() - since;
+    if (forMs > this.opts.intervalMs) this.stateLog.stalled(Math.round(forMs));
   }
 
   /** Resolves with the next complete sample (tests and the demo use it). */
@@ -147,7 +187,7 @@ export class Sampler extends EventEmitter {
 
   async stop(graceMs = 2000): Promise<void> {
     this.state = 'stopped';
-    clearInterval(this.timer);
+    clearInterval(this.stallTimer);
     clearTimeout(this.retryTimer);
     const worker = this.worker;
     if (!worker) return;
