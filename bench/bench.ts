@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -158,10 +158,23 @@ function rssMB(pid: number): number {
   return Number(m![1]) / 1024;
 }
 
-/** User + system CPU of a process (or, with tid, one of its threads) so far, from /proc (clock ticks of 10 ms). */
+/**
+ * CPU time a process (or, with tid, one of its threads) has run so far, ms: the run time the
+ * scheduler accounts per thread (/proc/<pid>/task/<tid>/schedstat, in ns), summed over the
+ * process's threads. /proc/<pid>/stat's utime and stime count in clock ticks of 10 ms, too coarse
+ * for a few ms a second over a 20 s window; the exporter's threads live as long as it does.
+ */
 function cpuMs(pid: number, tid?: number): number {
-  const fields = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  const tids = tid === undefined ? readdirSync(`/proc/${pid}/task`) : [String(tid)];
+  let ns = 0;
+  for (const t of tids) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      /* a thread that ended since the listing */
+    }
+  }
+  return ns / 1e6;
 }
 
 interface NodeRun {
