@@ -1,9 +1,9 @@
-import type { Device, NvmlBinding } from '../native/nvml-binding.js';
+import type { Device, FieldRequest, NvmlBinding } from '../native/nvml-binding.js';
 import type { ValueKey } from '../sample.js';
 import type { ValueRead } from '../values/descriptor.js';
 import { VALUES } from '../values/value-table.js';
 import type { Collector, GpuTarget, ValueReader } from './collector.js';
-import { readFields, type FieldSpec } from './field-values.js';
+import { readFieldsInto, type FieldSpec } from './field-values.js';
 
 type Getter = (nvml: NvmlBinding, device: Device) => number | undefined;
 
@@ -12,7 +12,9 @@ export interface DeclaredReads {
   calls: readonly (readonly [ValueKey, Getter])[];
   /** Its field values, read in one nvmlDeviceGetFieldValues call. */
   fields: FieldSpec<ValueKey>;
-  hasFields: boolean;
+  /** The same fields as two lists (names, requests), made once for every tick's call. */
+  fieldNames: readonly ValueKey[];
+  fieldRequests: readonly (number | FieldRequest)[];
 }
 
 /** The value table's entries of one collector, with how each is read. */
@@ -31,23 +33,28 @@ export function declaredReads(collector: string): DeclaredReads {
     if (read.kind === 'call') calls.push([key, read.get]);
     else if (read.kind === 'field') fields[key] = read.field;
   }
-  return { calls, fields: fields as FieldSpec<ValueKey>, hasFields: Object.keys(fields).length > 0 };
+  const fieldNames = Object.keys(fields) as ValueKey[];
+  return { calls, fields: fields as FieldSpec<ValueKey>, fieldNames, fieldRequests: fieldNames.map((k) => fields[k]!) };
 }
 
 /** Reads a collector's declared values of one GPU: each getter, then its field values in one call. */
 export function readDeclared(reader: ValueReader, { device, sample }: GpuTarget, reads: DeclaredReads): void {
   const { nvml } = reader;
   const { values } = sample;
-  // reader.read's contract without a closure per value: a value only when finite, errors to the reader
-  for (const [key, get] of reads.calls) {
+  // reader.read's contract without a closure per value: a value only when finite, errors to the reader;
+  // indexed, without destructuring: every tick runs this in the interpreter tiers, where each
+  // destructured entry would allocate an iterator
+  const { calls } = reads;
+  for (let i = 0; i < calls.length; i++) {
+    const call = calls[i]!;
     try {
-      const v = get(nvml, device);
-      if (v !== undefined && Number.isFinite(v)) values[key] = v;
+      const v = call[1](nvml, device);
+      if (v !== undefined && Number.isFinite(v)) values[call[0]] = v;
     } catch (err) {
       reader.report(err);
     }
   }
-  if (reads.hasFields) Object.assign(values, readFields(reader, device, reads.fields));
+  if (reads.fieldNames.length > 0) readFieldsInto(reader, device, reads.fieldNames, reads.fieldRequests, values);
 }
 
 export interface DeclaredCollectorSpec {

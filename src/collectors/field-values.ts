@@ -23,18 +23,31 @@ export type FieldSpec<K extends string> = Readonly<Record<K, number | FieldReque
 export function readFields<K extends string>(reader: ValueReader, device: Device, spec: FieldSpec<K>): Partial<Record<K, number>> {
   const names = Object.keys(spec) as K[];
   const out: Partial<Record<K, number>> = {};
-  reader.attempt(() => {
-    const results = reader.nvml.fieldValues(device, names.map((n) => spec[n]));
-    results.forEach((r, i) => {
-      const name = names[i]!;
-      if (r.code === NVML_SUCCESS) {
-        if (r.value !== undefined && Number.isFinite(r.value)) out[name] = r.value;
-        return;
-      }
-      if (ABSENT.has(r.code)) return;
-      const scope = r.scopeId !== undefined ? `, scope ${r.scopeId}` : '';
-      reader.report(new NvmlError('nvmlDeviceGetFieldValues', r.code, `field ${r.fieldId}${scope} (${name})`));
-    });
-  });
+  readFieldsInto(reader, device, names, names.map((n) => spec[n]), out);
   return out;
+}
+
+/**
+ * readFields with the names and requests listed already (a collector that reads the same fields
+ * every tick lists them once), writing each value read into `out` under its name.
+ */
+export function readFieldsInto<K extends string>(reader: ValueReader, device: Device, names: readonly K[], requests: readonly (number | FieldRequest)[], out: Partial<Record<K, number>>): void {
+  let results: ReturnType<ValueReader['nvml']['fieldValues']>;
+  try {
+    results = reader.nvml.fieldValues(device, requests);
+  } catch (err) {
+    reader.report(err);
+    return;
+  }
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i]!;
+    const name = names[i]!;
+    if (r.code === NVML_SUCCESS) {
+      if (r.value !== undefined && Number.isFinite(r.value)) out[name] = r.value;
+      continue;
+    }
+    if (ABSENT.has(r.code)) continue;
+    const scope = r.scopeId !== undefined ? `, scope ${r.scopeId}` : '';
+    reader.report(new NvmlError('nvmlDeviceGetFieldValues', r.code, `field ${r.fieldId}${scope} (${name})`));
+  }
 }

@@ -1,5 +1,5 @@
 import koffi from 'koffi';
-import { cStruct } from './c-struct.js';
+import { cStruct, zeroBytes } from './c-struct.js';
 
 /**
  * The C layouts of NVML's GPM (GPU performance monitoring) calls and the request buffer of
@@ -67,7 +67,7 @@ export class GpmMetricsRequest {
     }
     const buf = this.buffer;
     const metrics = GpmMetricsGet.offset.metrics;
-    buf.fill(0, 0, metrics + metricIds.length * GpmMetric.size);
+    zeroBytes(buf, metrics + metricIds.length * GpmMetric.size);
     GpmMetricsGet.write.version(buf, 0, GPM_METRICS_GET_VERSION);
     GpmMetricsGet.write.numMetrics(buf, 0, metricIds.length);
     GpmMetricsGet.writePointer('sample1', buf, 0, sample1);

@@ -1,5 +1,5 @@
 import koffi from 'koffi';
-import { StructArray } from './c-struct.js';
+import { StructArray, zeroBytes } from './c-struct.js';
 import { GPM_SUPPORT_VERSION, GpmMetricsRequest, type GpmMetricResult } from './gpm-abi.js';
 import { libraryCandidates, openFirst } from './library-discovery.js';
 import {
@@ -264,7 +264,7 @@ export class NvmlBinding {
 
   /** `nvmlReturn_t fn(nvmlDevice_t, char *buffer, unsigned int length)` */
   private deviceString(name: DeviceStringSymbol, device: Device, size: number): string {
-    const buf = this.stringBuffer.fill(0, 0, size);
+    const buf = zeroBytes(this.stringBuffer, size);
     this.call(name, device, buf, size);
     return cString(buf.subarray(0, size));
   }
@@ -285,7 +285,7 @@ export class NvmlBinding {
 
   driverVersion(): string {
     const size = NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE;
-    const buf = this.stringBuffer.fill(0, 0, size);
+    const buf = zeroBytes(this.stringBuffer, size);
     this.call('nvmlSystemGetDriverVersion', buf, size);
     return cString(buf.subarray(0, size));
   }
