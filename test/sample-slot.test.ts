@@ -24,27 +24,34 @@ describe('sample slot', () => {
     const reader = new SampleSlotReader(writer.shared);
     expect(reader.readNewerThan(0)).toBeUndefined(); // nothing yet
     const first = writer.publish(sampleOf(1));
-    expect(first.grown).toBeUndefined();
+    expect(first.newSlot).toBe(writer.shared); // the first sample names the slot
     const read = reader.readNewerThan(0);
     expect(read?.seq).toBe(first.seq);
     expect(read?.sample).toEqual(sampleOf(1));
     expect(reader.readNewerThan(first.seq)).toBeUndefined(); // the same one is not newer
     const second = writer.publish(sampleOf(2));
+    expect(second.newSlot).toBeUndefined(); // handed over already
     expect(newerSeq(second.seq, first.seq)).toBe(true);
     expect(reader.readNewerThan(first.seq)?.sample.takenAtMs).toBe(2);
+    // prepared but not committed: invisible to the reader
+    const third = writer.prepare(sampleOf(3));
+    expect(reader.readNewerThan(second.seq)).toBeUndefined();
+    writer.commit(third);
+    expect(reader.readNewerThan(second.seq)).toMatchObject({ seq: third.seq, sample: { takenAtMs: 3 } });
   });
 
   it('moves a sample that does not fit into a larger slot, handed over with it, and keeps counting there', () => {
     const writer = new SampleSlotWriter(1024);
     const small = writer.publish(sampleOf(1, 1));
-    expect(small.grown).toBeUndefined();
+    expect(writer.publish(sampleOf(1, 1)).newSlot).toBeUndefined();
     const big = writer.publish(sampleOf(2, 64));
-    expect(big.grown).toBeInstanceOf(SharedArrayBuffer);
-    expect(big.grown!.byteLength).toBeGreaterThan(1024);
-    const reader = new SampleSlotReader(big.grown!);
+    expect(big.newSlot).toBeInstanceOf(SharedArrayBuffer);
+    expect(big.newSlot).not.toBe(small.newSlot);
+    expect(big.newSlot!.byteLength).toBeGreaterThan(1024);
+    const reader = new SampleSlotReader(big.newSlot!);
     expect(reader.readNewerThan(small.seq)?.sample.gpus).toHaveLength(64);
     const next = writer.publish(sampleOf(3, 64));
-    expect(next.grown).toBeUndefined();
+    expect(next.newSlot).toBeUndefined();
     expect(reader.readNewerThan(big.seq)?.sample.takenAtMs).toBe(3);
   });
 
@@ -123,12 +130,15 @@ describe('sampler and its worker', () => {
     const node = simulatedNode('h100x8');
     process.env.KGE_SIM_STATE = node.statePath;
     const sampler = new Sampler({ intervalMs: 250, initRetryMs: 1000, libraryPath: node.libraryPath, collectors: {}, logger: pino({ level: 'silent' }) });
-    sampler.start();
+    // every sample message, whether the event loop or a read (which takes the queued ones first) handles it
     const messages = { notable: 0, other: 0 };
-    const worker = (sampler as unknown as { worker: import('node:worker_threads').Worker }).worker;
-    worker.on('message', (m: import('../src/sampler/protocol.js').FromWorker) => {
+    const handler = sampler as unknown as { onSampleMessage(m: import('../src/sampler/protocol.js').FromWorkerSamples): void };
+    const handle = handler.onSampleMessage.bind(sampler);
+    handler.onSampleMessage = (m) => {
       if (m.type === 'sample') messages[m.notable ? 'notable' : 'other']++;
-    });
+      handle(m);
+    };
+    sampler.start();
     try {
       const seen = new Set<number>();
       const deadline = Date.now() + 20_000;
@@ -147,6 +157,37 @@ describe('sampler and its worker', () => {
       expect(b.takenAtMs).toBeGreaterThan(a.takenAtMs);
       expect(messages.other).toBeGreaterThanOrEqual(1); // asked for: every sample as a message
       expect(sampler.latest!.takenAtMs).toBeGreaterThanOrEqual(b.takenAtMs);
+    } finally {
+      await sampler.stop();
+    }
+  });
+});
+
+describe('sampler ordering', () => {
+  it('lets the observers see a notable sample before anyone can read it from the slot, even from a loop that never yields', { timeout: 30_000 }, async () => {
+    const pino = (await import('pino')).default;
+    const { Sampler } = await import('../src/sampler/sampler.js');
+    const { fixtureScenario } = await import('./support/fixture-scenario.js');
+    const { appendScenarioLines } = await import('../src/sim/scenario-file.js');
+    const scenario = fixtureScenario('h100x8', { dir: 'scenarios' });
+    process.env.KGE_SIM_STATE = scenario.statePath;
+    const sampler = new Sampler({ intervalMs: 100, initRetryMs: 1000, libraryPath: scenario.node.libraryPath, collectors: {}, logger: pino({ level: 'silent' }) });
+    const notable: NodeSample[] = [];
+    sampler.on('notable', (s: NodeSample) => notable.push(s));
+    sampler.start();
+    try {
+      const deadline = Date.now() + 20_000;
+      while (sampler.latest?.gpus.length !== 8 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(sampler.latest?.gpus).toHaveLength(8);
+      appendScenarioLines(scenario.statePath, '\nfault * 2 15 0\n'); // GPU 2 falls off the bus
+      // a synchronous loop: no message can reach this thread through the event loop meanwhile
+      let lost: NodeSample | undefined;
+      while (!lost && Date.now() < deadline) {
+        const s = sampler.latest;
+        if (s && s.gpus.length === 7) lost = s;
+      }
+      expect(lost?.lostGpus.map((g) => g.index)).toEqual([2]);
+      expect(notable.at(-1)).toBe(lost); // observed already, when it was read
     } finally {
       await sampler.stop();
     }

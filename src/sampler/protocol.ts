@@ -1,3 +1,4 @@
+import type { MessagePort } from 'node:worker_threads';
 import type { FromEventWorker } from '../events/protocol.js';
 import type { NodeSample } from '../sample.js';
 
@@ -18,20 +19,25 @@ export interface WorkerInit {
   events?: boolean;
   /** The SamplerControl words (sample-slot.ts), shared with the main thread. */
   control: SharedArrayBuffer;
+  /**
+   * Where samples (FromWorkerSamples) are sent, apart from the other messages: the main thread
+   * takes what is queued there at once, before it reads the slot (receiveMessageOnPort).
+   */
+  samples: MessagePort;
 }
 
 export type ToWorker = { type: 'init' } | { type: 'shutdown' };
 
 export type FromWorker =
-  /** `slot`: the SampleSlotReader's buffer, where every sample is left from now on. */
-  | { type: 'init-result'; ok: true; libraryPath: string; driverVersion: string; slot: SharedArrayBuffer }
+  | { type: 'init-result'; ok: true; libraryPath: string; driverVersion: string }
   | { type: 'init-result'; ok: false; error: string; code?: number }
-  /**
-   * A sample also sent as a message: `notable` when what the main thread's observers read changed
-   * (notable.ts), otherwise because the main thread asked for every sample (SamplerControl.notify),
-   * or because it did not fit the slot (`slot`: the new, larger one, in use from this sample on).
-   */
-  | { type: 'sample'; seq: number; sample: NodeSample; notable: boolean; slot?: SharedArrayBuffer }
-  | { type: 'tick-error'; error: string }
   | { type: 'events'; msg: FromEventWorker }
   | { type: 'shutdown-done' };
+
+/**
+ * On the samples port, in tick order. A sample is sent as a message, before it goes into the slot,
+ * when what the main thread's observers read changed (`notable`, notable.ts), when the main thread
+ * asked for every sample (SamplerControl.notify), or when it does not fit the slot (`slot`: the
+ * new, larger one, in use from this sample on).
+ */
+export type FromWorkerSamples = { type: 'sample'; seq: number; sample: NodeSample; notable: boolean; slot?: SharedArrayBuffer } | { type: 'tick-error'; error: string };

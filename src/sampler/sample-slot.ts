@@ -10,8 +10,8 @@ import type { NodeSample } from '../sample.js';
  * The slot is a SharedArrayBuffer: two Int32 words (a sequence number, the byte length) and the
  * sample in V8's serialization format (what postMessage uses). The sequence is odd while the
  * worker writes and even after; a reader that sees the same even number before and after its
- * copy has a whole sample (a seqlock). A sample that does not fit goes into a new, larger slot,
- * which the worker hands over with that sample in a message.
+ * copy has a whole sample (a seqlock). The worker hands the slot over with the first sample, as a
+ * message, and so a new, larger slot with a sample that does not fit the old one.
  */
 const HEADER_BYTES = 8;
 const SEQ = 0;
@@ -32,6 +32,8 @@ export class SampleSlotWriter {
   private header: Int32Array;
   private bytes: Uint8Array;
   private seq = 0;
+  /** Whether a prepared sample has named the slot yet. */
+  private handedOver = false;
 
   constructor(initialBytes = INITIAL_BYTES) {
     this.buffer = new SharedArrayBuffer(HEADER_BYTES + initialBytes);
@@ -45,26 +47,46 @@ export class SampleSlotWriter {
   }
 
   /**
-   * Writes a sample and returns its sequence number, and the new slot when it did not fit the old
-   * one (the reader must be given it: the old slot is not written again).
+   * Serializes a sample for the slot: its sequence number once written, and `newSlot` when the
+   * reader must be given a slot to read from this sample on: the first sample's, or a larger one
+   * for a sample that does not fit (the old slot is not written again). Nothing is visible to the
+   * reader until commit().
    */
-  publish(sample: NodeSample): { seq: number; grown?: SharedArrayBuffer } {
+  prepare(sample: NodeSample): PreparedSample {
     const data = serialize(sample);
-    let grown: SharedArrayBuffer | undefined;
+    let newSlot: SharedArrayBuffer | undefined = this.handedOver ? undefined : this.buffer;
     if (data.length > this.bytes.length) {
       this.buffer = new SharedArrayBuffer(HEADER_BYTES + 2 ** Math.ceil(Math.log2(data.length * 2)));
       this.header = new Int32Array(this.buffer, 0, 2);
       this.bytes = new Uint8Array(this.buffer, HEADER_BYTES);
       Atomics.store(this.header, SEQ, this.seq);
-      grown = this.buffer;
+      newSlot = this.buffer;
     }
-    Atomics.store(this.header, SEQ, (this.seq + 1) | 0);
-    this.bytes.set(data);
-    Atomics.store(this.header, LENGTH, data.length);
-    this.seq = (this.seq + 2) | 0;
-    Atomics.store(this.header, SEQ, this.seq);
-    return grown ? { seq: this.seq, grown } : { seq: this.seq };
+    this.handedOver = true;
+    return { data, seq: (this.seq + 2) | 0, ...(newSlot ? { newSlot } : {}) };
   }
+
+  /** Makes a prepared sample (the last one prepared) the slot's newest. */
+  commit(prepared: PreparedSample): void {
+    Atomics.store(this.header, SEQ, (this.seq + 1) | 0);
+    this.bytes.set(prepared.data);
+    Atomics.store(this.header, LENGTH, prepared.data.length);
+    this.seq = prepared.seq;
+    Atomics.store(this.header, SEQ, this.seq);
+  }
+
+  /** prepare() and commit() in one. */
+  publish(sample: NodeSample): PreparedSample {
+    const prepared = this.prepare(sample);
+    this.commit(prepared);
+    return prepared;
+  }
+}
+
+export interface PreparedSample {
+  readonly data: Uint8Array;
+  readonly seq: number;
+  readonly newSlot?: SharedArrayBuffer;
 }
 
 /** The main thread's side. */

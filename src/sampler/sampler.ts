@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events';
-import type { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { NodeSample } from '../sample.js';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import type { FromWorker, FromWorkerSamples, ToWorker, WorkerInit } from './protocol.js';
 import { newerSeq, SampleSlotReader, SamplerControl, sharedNowMs } from './sample-slot.js';
 import { StateChangeLog } from './state-log.js';
 import { startModuleWorker } from '../worker-thread.js';
 
-export interface SamplerOptions extends Omit<WorkerInit, 'control'> {
+export interface SamplerOptions extends Omit<WorkerInit, 'control' | 'samples'> {
   /** How often to retry loading/initialising NVML while it is unavailable. */
   initRetryMs: number;
   logger: Logger;
@@ -35,6 +35,8 @@ export class Sampler extends EventEmitter {
   private slot: SampleSlotReader | undefined;
   private readonly control = new SamplerControl();
   private worker: Worker | undefined;
+  /** The main thread's end of the worker's samples port. */
+  private samples: MessagePort | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly stateLog: StateChangeLog;
@@ -75,6 +77,7 @@ export class Sampler extends EventEmitter {
   }
 
   private spawn(): void {
+    const channel = new MessageChannel();
     const init: WorkerInit = {
       libraryPath: this.opts.libraryPath,
       driverRoot: this.opts.driverRoot,
@@ -84,9 +87,13 @@ export class Sampler extends EventEmitter {
       slowIntervalMs: (this.opts.slowIntervalMs ?? 0) > this.opts.intervalMs ? this.opts.slowIntervalMs : 0,
       ...(this.opts.events ? { events: true } : {}),
       control: this.control.shared,
+      samples: channel.port2,
     };
-    const worker = startModuleWorker(import.meta.url, 'worker', init);
+    const worker = startModuleWorker(import.meta.url, 'worker', init, [channel.port2]);
     this.worker = worker;
+    this.samples = channel.port1;
+    channel.port1.on('message', (msg: FromWorkerSamples) => this.onSampleMessage(msg));
+    channel.port1.unref();
     worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     worker.on('error', (err) => {
       this.log.error({ err: err.message }, 'sampling worker crashed; restarting it');
@@ -95,6 +102,9 @@ export class Sampler extends EventEmitter {
       if (this.worker !== worker) return;
       this.worker = undefined;
       // a new worker counts its samples from the start, in a slot of its own
+      this.drainSamples();
+      this.samples?.close();
+      this.samples = undefined;
       this.slot = undefined;
       this.newestSeq = 0;
       this.control.tickEnded(0);
@@ -118,7 +128,6 @@ export class Sampler extends EventEmitter {
         if (msg.ok) {
           this.unavailableReason = undefined;
           this.state = 'ready';
-          this.slot = new SampleSlotReader(msg.slot);
           this.log.info({ library: msg.libraryPath, driverVersion: msg.driverVersion }, 'NVML initialised');
           this.stallTimer = setInterval(() => this.checkStall(), Math.max(STALL_CHECK_MS, this.opts.intervalMs));
           this.stallTimer.unref?.();
@@ -131,17 +140,6 @@ export class Sampler extends EventEmitter {
           this.retryTimer = setTimeout(() => this.post({ type: 'init' }), this.opts.initRetryMs);
         }
         break;
-      case 'sample':
-        if (msg.slot) this.slot = new SampleSlotReader(msg.slot);
-        if (msg.notable) {
-          this.stateLog.observe(msg.sample);
-          this.emit('notable', msg.sample);
-        }
-        if (newerSeq(msg.seq, this.newestSeq)) this.take(msg.seq, msg.sample);
-        break;
-      case 'tick-error':
-        this.stateLog.tickFailed(msg.error);
-        break;
       case 'events':
         this.emit('events', msg.msg);
         break;
@@ -150,7 +148,32 @@ export class Sampler extends EventEmitter {
     }
   }
 
+  private onSampleMessage(msg: FromWorkerSamples): void {
+    if (msg.type === 'tick-error') {
+      this.stateLog.tickFailed(msg.error);
+      return;
+    }
+    if (msg.slot) this.slot = new SampleSlotReader(msg.slot);
+    if (msg.notable) {
+      this.stateLog.observe(msg.sample);
+      this.emit('notable', msg.sample);
+    }
+    if (newerSeq(msg.seq, this.newestSeq)) this.take(msg.seq, msg.sample);
+  }
+
+  /** Handles the sample messages queued now, in order, without waiting for the event loop to. */
+  private drainSamples(): void {
+    const port = this.samples;
+    if (!port) return;
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) this.onSampleMessage(m.message as FromWorkerSamples);
+  }
+
+  /**
+   * The newest sample into `newest`: the queued sample messages first (a notable sample is seen by
+   * its observers before anything renders it, and a new slot is taken up), then the slot.
+   */
   private readSlot(): void {
+    this.drainSamples();
     const read = this.slot?.readNewerThan(this.newestSeq);
     if (read) this.take(read.seq, read.sample);
     this.checkStall();

@@ -5,15 +5,15 @@ import { NvmlBinding } from '../native/nvml-binding.js';
 import { NvmlError } from '../native/nvml-return.js';
 import { BusyTimeIntegrator } from './busy-time.js';
 import { notableKey } from './notable.js';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import type { FromWorker, FromWorkerSamples, ToWorker, WorkerInit } from './protocol.js';
 import { SampleSlotWriter, SamplerControl, sharedNowMs } from './sample-slot.js';
 import { Ticker } from './tick.js';
 
 /**
  * The only thread that calls NVML, on its own interval. Blocking or hanging calls stall this
  * thread alone; the HTTP server on the main thread keeps answering from the last complete sample.
- * Each sample is left in shared memory (sample-slot.ts) and sent as a message only when the main
- * thread's observers need to see it (notable.ts) or it asked for every sample.
+ * Each sample is left in shared memory (sample-slot.ts) and sent as a message (on the samples port)
+ * only when the main thread's observers need to see it (notable.ts) or it asked for every sample.
  */
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -33,6 +33,10 @@ function send(msg: FromWorker): void {
   port.postMessage(msg);
 }
 
+function sendSample(msg: FromWorkerSamples): void {
+  init.samples.postMessage(msg);
+}
+
 function initialise(): void {
   try {
     const binding = new NvmlBinding({ libraryPath: init.libraryPath, driverRoot: init.driverRoot });
@@ -47,7 +51,7 @@ function initialise(): void {
     }
     if (init.events) events = new EventPoller(binding, { minBackoffMs: 1000, maxBackoffMs: 60_000, maxPerPoll: EVENTS_PER_POLL }, (msg) => send({ type: 'events', msg }));
     slot = new SampleSlotWriter();
-    send({ type: 'init-result', ok: true, libraryPath: binding.libraryPath, driverVersion, slot: slot.shared });
+    send({ type: 'init-result', ok: true, libraryPath: binding.libraryPath, driverVersion });
     tick();
     timer = setInterval(tick, init.intervalMs);
   } catch (err) {
@@ -77,11 +81,13 @@ function tick(): void {
     const overlong = overlapped() > 0;
     const notable = key !== lastKey || overlong;
     lastKey = overlong ? undefined : key;
-    const { seq, grown } = slot.publish(sample);
-    if (notable || grown || control.notify) send({ type: 'sample', seq, sample, notable, ...(grown ? { slot: grown } : {}) });
+    // the message first: a sample the main thread finds in the slot has its message queued already
+    const prepared = slot.prepare(sample);
+    if (notable || prepared.newSlot || control.notify) sendSample({ type: 'sample', seq: prepared.seq, sample, notable, ...(prepared.newSlot ? { slot: prepared.newSlot } : {}) });
+    slot.commit(prepared);
   } catch (err) {
     lastKey = undefined;
-    send({ type: 'tick-error', error: err instanceof Error ? err.message : String(err) });
+    sendSample({ type: 'tick-error', error: err instanceof Error ? err.message : String(err) });
   } finally {
     control.tickEnded(overlapped());
   }
