@@ -190,7 +190,7 @@ interface NodeRun {
   slowReadCpuMs: number;
   kubeletRefreshMs: number | undefined;
   idleCpuPerSecond: number;
-  /** Of idleCpuPerSecond, the main thread's (HTTP, kubelet, the sample's arrival); the rest is the sampling worker and V8's and libuv's helpers. */
+  /** Of idleCpuPerSecond, the main thread's (HTTP, kubelet, timers, notable samples); the rest is the sampling worker and V8's and libuv's helpers. */
   idleMainCpuPerSecond: number;
   scrapedCpuPerSecond: number;
   coldScrapeMs: number[];
@@ -303,7 +303,7 @@ process.stdout.write(
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
     '',
-    `Idle CPU: after ${WARM_MS / 1000} s of running, over ${IDLE_MS / 1000} s, sampling every 1 s with NVML events on; of it the main thread (HTTP, kubelet, each sample's arrival): ${runs.map((r) => `${r.scenario} ${r.idleMainCpuPerSecond.toFixed(1)}`).join(', ')} ms / s, the rest on the sampling worker and V8's and libuv's helper threads.`,
+    `Idle CPU: after ${WARM_MS / 1000} s of running, over ${IDLE_MS / 1000} s, sampling every 1 s with NVML events on; of it the main thread (HTTP, kubelet, the samples whose GPUs or errors changed): ${runs.map((r) => `${r.scenario} ${r.idleMainCpuPerSecond.toFixed(1)}`).join(', ')} ms / s, the rest on the sampling worker and V8's and libuv's helper threads.`,
     `CPU ms / tick: every collector but the slow ones (lifetime ECC, retired pages, remapped rows), which run once per --health.interval: ${runs.map((r) => `${r.scenario} ${r.slowReadCpuMs.toFixed(2)} ms`).join(', ')} per read. Both include the simulated driver's own work.`,
     ...(flat ? [`${flat.scenario}: RSS ${flat.rss.before.toFixed(1)} MB before, ${flat.rss.after.toFixed(1)} MB after ${SCRAPES.toLocaleString('en-US')}, ${flat.rss.afterSecondRound!.toFixed(1)} MB after ${(2 * SCRAPES).toLocaleString('en-US')} scrapes`] : []),
     '',
