@@ -227,5 +227,7 @@ export class Sampler extends EventEmitter {
     await done;
     this.worker = undefined;
     await worker.terminate();
+    this.samples?.close();
+    this.samples = undefined;
   }
 }
