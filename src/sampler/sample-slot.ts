@@ -99,11 +99,6 @@ export class SampleSlotReader {
     this.bytes = new Uint8Array(shared, HEADER_BYTES);
   }
 
-  /** The sequence number of the newest whole sample (0: none yet); odd while one is being written. */
-  get seq(): number {
-    return Atomics.load(this.header, SEQ);
-  }
-
   /**
    * The newest sample when it is newer than `after` (a sequence number), with its number;
    * undefined when there is none newer or the writer was mid-copy on every try.

@@ -67,11 +67,6 @@ export class Sampler extends EventEmitter {
     return skipped + (inFlightSinceMs === undefined ? 0 : Math.max(0, Math.floor((sharedNowMs() - inFlightSinceMs) / this.opts.intervalMs)));
   }
 
-  /** Wall-clock ms when the tick now running started; undefined when none runs. */
-  get tickInFlightSince(): number | undefined {
-    return this.control.snapshot().inFlightSinceMs;
-  }
-
   start(): void {
     this.spawn();
   }
