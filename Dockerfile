@@ -91,7 +91,7 @@ USER 0:0
 EXPOSE 9400
 # The V8 flags of src/node-flags.ts (a test keeps them equal); no CMD: flags come from the
 # DaemonSet's args. No HEALTHCHECK: Kubernetes probes /healthz and /readyz.
-ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=96", "--no-turbofan", "/app/dist/src/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=96", "--no-turbofan", "--single-threaded-gc", "/app/dist/src/main.js"]
 
 # ---------------------------------------------------------------------------------------
 # demo (docker build --target demo): the exporter on a simulated node with its pods.
@@ -108,7 +108,7 @@ COPY --from=build /src/scenarios ./scenarios/
 COPY --from=build /src/scripts/build-sim.mjs ./scripts/
 COPY --from=build /src/native/sim ./native/sim/
 # The exporter's V8 flags; arguments are the demo's (--scenario NAME) and the exporter's flags.
-ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=96", "--no-turbofan", "/app/dist/src/demo.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-old-space-size=96", "--no-turbofan", "--single-threaded-gc", "/app/dist/src/demo.js"]
 
 # ---------------------------------------------------------------------------------------
 # product (the default target, so it stays the last stage): the exporter stage, no simulation.

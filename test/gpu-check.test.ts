@@ -722,7 +722,7 @@ describe('gpu-check table and options', () => {
 
   it('starts the compiled exporter as the README says, with no kubelet and 1 s samples', () => {
     expect(exporterArgs('/repo')).toEqual([
-      '--max-semi-space-size=1', '--max-old-space-size=96', '--no-turbofan', '/repo/dist/src/main.js',
+      '--max-semi-space-size=1', '--max-old-space-size=96', '--no-turbofan', '--single-threaded-gc', '/repo/dist/src/main.js',
       '--kubelet.socket=none', '--web.listen-address=127.0.0.1:0', '--sample-interval=1s',
     ]);
     expect(exporterArgs('/repo', '/opt/libnvidia-ml.so.1').at(-1)).toBe('--nvml.library=/opt/libnvidia-ml.so.1');
