@@ -49,7 +49,7 @@ export function flagsTable(): string {
 function readText(read: ValueRead): string {
   switch (read.kind) {
     case 'call':
-      return `\`${read.nvml}\``;
+      return read.fixed ? `\`${read.nvml}\` (fixed by the hardware: once per --health.interval)` : `\`${read.nvml}\``;
     case 'field':
       return `\`nvmlDeviceGetFieldValues\` (NVML_FI_DEV_${read.fieldName})`;
     case 'gpm':

@@ -13,6 +13,12 @@ export interface GpuTarget {
    * UUID stays at its index; a new or swapped GPU starts empty). Key by collector name.
    */
   state: Map<string, unknown>;
+  /**
+   * Whether values the hardware fixes (value table reads marked `fixed`: maximum clocks, the
+   * widest PCIe link) are read this tick: for a new GPU, then once per slow interval
+   * (--health.interval). In between a collector carries its last reading from the state bag.
+   */
+  readFixed: boolean;
 }
 
 /**

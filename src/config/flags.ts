@@ -183,7 +183,7 @@ export const FLAGS = [
   define({
     flag: '--health.interval', env: 'KGE_HEALTH_INTERVAL', key: 'healthIntervalMs', defaultText: '30s',
     accepts: 'a duration from 100ms to 1h (e.g. 10s, 30s, 5m)',
-    help: 'How often slow-changing memory health values (lifetime ECC counts, retired pages, remapped rows: the memory_errors collector) are re-read; in between the last values are exported. Never more often than --sample-interval',
+    help: 'How often slow-changing memory health values (lifetime ECC counts, retired pages, remapped rows: the memory_errors collector) and values the hardware fixes (maximum clocks, maximum PCIe link generation and width) are re-read; in between the last values are exported. Never more often than --sample-interval',
     parse: (raw) => parseDuration(raw, 100, 3_600_000),
   }),
   define({

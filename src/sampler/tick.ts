@@ -25,6 +25,8 @@ interface CachedGpu {
   state: Map<string, unknown>;
   /** By collector name. */
   slow: Map<string, SlowReading>;
+  /** When the values the hardware fixes were last read (the tick's slow clock); undefined: not yet. */
+  fixedReadAtMs?: number;
 }
 
 export interface TickerOptions {
@@ -71,6 +73,8 @@ export class Ticker {
     const takenAtMs = Date.now();
     const lostGpus: LostGpu[] = [];
     const targets: GpuTarget[] = [];
+    /** The GPUs whose fixed values this tick reads: their reading time moves once the collectors ran. */
+    const fixedRead: CachedGpu[] = [];
     let enumerationError: string | undefined;
 
     if (!this.driverVersion) {
@@ -86,9 +90,11 @@ export class Ticker {
       for (let index = 0; index < count; index++) {
         try {
           const device = this.nvml.deviceByIndex(index);
-          const { id, state } = this.identity(index, device);
-          const sample: GpuSample = { index, ...id, values: {}, mig: [], processes: [] };
-          targets.push({ device, sample, migDevices: [], state });
+          const cached = this.identity(index, device);
+          const sample: GpuSample = { index, ...cached.id, values: {}, mig: [], processes: [] };
+          const readFixed = this.fixedDue(cached, slowNow);
+          if (readFixed) fixedRead.push(cached);
+          targets.push({ device, sample, migDevices: [], state: cached.state, readFixed });
         } catch (err) {
           lostGpus.push({ index, uuid: this.identities.get(index)?.id.uuid, error: message(err) });
         }
@@ -142,6 +148,8 @@ export class Ticker {
       });
     }
 
+    for (const cached of fixedRead) cached.fixedReadAtMs = slowNow;
+
     return {
       takenAtMs,
       monotonicMs: started,
@@ -152,6 +160,11 @@ export class Ticker {
       ...(enumerationError ? { enumerationError } : {}),
       tickSeconds: (performance.now() - started) / 1000,
     };
+  }
+
+  /** Whether a GPU's fixed values are read this tick: the first time, then once per slow interval (every tick without one). */
+  private fixedDue(cached: CachedGpu, slowNow: number): boolean {
+    return this.slowDueAfterMs <= 0 || cached.fixedReadAtMs === undefined || slowNow - cached.fixedReadAtMs >= this.slowDueAfterMs;
   }
 
   /** Frees what the collectors hold for every GPU (GPM samples); call before nvmlShutdown. */

@@ -55,14 +55,16 @@ export interface FamilyDecl {
 /**
  * How a value is read.
  * - `call`: one NVML getter per GPU; the collector that owns it calls `get` (undefined or a
- *   non-finite number: absent). Declarative collectors need nothing else.
+ *   non-finite number: absent). Declarative collectors need nothing else. `fixed`: a value the
+ *   hardware fixes (a maximum clock, the widest PCIe link the GPU and slot allow), read for a new
+ *   GPU and then once per --health.interval, its last reading carried in between.
  * - `field`: one entry of the owning collector's single nvmlDeviceGetFieldValues call.
  * - `gpm`: one metric of the gpm collector's nvmlGpmMetricsGet (per MIG instance too when `perInstance`).
  * - `collector`: filled by the owning collector's own code (a call that returns several values, a fallback).
  * - `derived`: computed from other values, by the collector or on the main thread.
  */
 export type ValueRead =
-  | { kind: 'call'; nvml: string; get: (nvml: NvmlBinding, device: Device) => number | undefined }
+  | { kind: 'call'; nvml: string; get: (nvml: NvmlBinding, device: Device) => number | undefined; fixed?: true }
   | { kind: 'field'; nvml: 'nvmlDeviceGetFieldValues'; field: number | FieldRequest; fieldName: string }
   | { kind: 'gpm'; nvml: 'nvmlGpmMetricsGet'; metric: number; metricName: string; perInstance: boolean }
   | { kind: 'collector'; nvml: string }
@@ -80,8 +82,8 @@ export interface ValueDescriptor {
 }
 
 /** A getter of one number per GPU. */
-export function call(nvml: string, get: (n: NvmlBinding, d: Device) => number | undefined): ValueRead {
-  return { kind: 'call', nvml, get };
+export function call(nvml: string, get: (n: NvmlBinding, d: Device) => number | undefined, opts: { fixed?: true } = {}): ValueRead {
+  return opts.fixed ? { kind: 'call', nvml, get, fixed: true } : { kind: 'call', nvml, get };
 }
 
 /** One field of nvmlDeviceGetFieldValues, by its NVML_FI_ name (without the prefix) and id. */

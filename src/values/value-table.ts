@@ -400,7 +400,7 @@ export const VALUES = {
   },
   maxSmClockMHz: {
     collector: 'clocks',
-    read: call('nvmlDeviceGetMaxClockInfo', (n, d) => n.maxClockMHz(d, ClockType.SM)),
+    read: call('nvmlDeviceGetMaxClockInfo', (n, d) => n.maxClockMHz(d, ClockType.SM), { fixed: true }),
     sim: simKey('max_clock_sm'),
     families: [
       {
@@ -413,7 +413,7 @@ export const VALUES = {
   },
   maxMemClockMHz: {
     collector: 'clocks',
-    read: call('nvmlDeviceGetMaxClockInfo', (n, d) => n.maxClockMHz(d, ClockType.MEM)),
+    read: call('nvmlDeviceGetMaxClockInfo', (n, d) => n.maxClockMHz(d, ClockType.MEM), { fixed: true }),
     sim: simKey('max_clock_mem'),
     families: [
       {
@@ -426,7 +426,7 @@ export const VALUES = {
   },
   maxGraphicsClockMHz: {
     collector: 'clocks',
-    read: call('nvmlDeviceGetMaxClockInfo', (n, d) => n.maxClockMHz(d, ClockType.GRAPHICS)),
+    read: call('nvmlDeviceGetMaxClockInfo', (n, d) => n.maxClockMHz(d, ClockType.GRAPHICS), { fixed: true }),
     sim: simKey('max_clock_graphics'),
     families: [
       {
@@ -516,7 +516,7 @@ export const VALUES = {
   },
   maxPcieLinkGen: {
     collector: 'pcie_link',
-    read: call('nvmlDeviceGetMaxPcieLinkGeneration', (n, d) => n.maxPcieLinkGeneration(d)),
+    read: call('nvmlDeviceGetMaxPcieLinkGeneration', (n, d) => n.maxPcieLinkGeneration(d), { fixed: true }),
     sim: simKey('pcie_max_link_gen'),
     families: [
       {
@@ -529,7 +529,7 @@ export const VALUES = {
   },
   maxPcieLinkWidth: {
     collector: 'pcie_link',
-    read: call('nvmlDeviceGetMaxPcieLinkWidth', (n, d) => n.maxPcieLinkWidth(d)),
+    read: call('nvmlDeviceGetMaxPcieLinkWidth', (n, d) => n.maxPcieLinkWidth(d), { fixed: true }),
     sim: simKey('pcie_max_link_width'),
     families: [
       {
