@@ -16,8 +16,12 @@ export const CONTENT_TYPES: Record<ExpositionFormat, string> = {
   openmetrics: 'application/openmetrics-text; version=1.0.0; charset=utf-8',
 };
 
+/** A character escaping changes; most label values (UUIDs, names, pod names) have none. */
+const NEEDS_ESCAPE = /[\\\n"]/;
+
 /** Label value escaping for both formats: backslash, double quote, newline. UTF-8 passes through. */
 export function escapeLabelValue(value: string): string {
+  if (!NEEDS_ESCAPE.test(value)) return value;
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
