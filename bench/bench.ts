@@ -22,11 +22,12 @@ import { startSimulatedPods } from '../src/sim/simulated-pods.js';
  * It prints one table: scrape latency beside the floor's, the latency of a scrape that is the
  * first after a new sample (it renders that sample), exporter CPU per scrape and per sampling tick
  * (measured in a child process of this script, with the same node flags, on the same simulated
- * node), CPU per second idle (no scrapes) and with one scrape every 15 s, bytes per scrape, and
- * resident memory before and after the scrapes, and how long the last refresh of the kubelet's
- * device map took; then, for the 8x H100 node, whether memory stays flat over a second round of
- * scrapes. `h100x8-mig7-dra` (in the default list) is the MIG node with 1,000 DRA claims, written
- * to a temporary directory by src/sim/mig-node.ts, its ResourceSlice on a fake API server.
+ * node), CPU per second idle (no scrapes) and with one gzip scrape every 15 s (as Prometheus
+ * scrapes), bytes per scrape, and resident memory before and after the scrapes, and how long the
+ * last refresh of the kubelet's device map took; then, for the 8x H100 node, whether memory
+ * stays flat over a second round of scrapes. `h100x8-mig7-dra` (in the default list) is the MIG
+ * node with 1,000 DRA claims, written to a temporary directory by src/sim/mig-node.ts, its
+ * ResourceSlice on a fake API server.
  */
 const SCRAPES = Number(process.env.BENCH_SCRAPES ?? 10_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
@@ -113,10 +114,13 @@ function percentile(sorted: number[], p: number): number {
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-function get(port: number): Promise<number> {
+/** What Prometheus sends on a scrape (it asks for gzip unless a job turns compression off). */
+const PROMETHEUS_HEADERS = { 'accept-encoding': 'gzip' };
+/** GET /metrics; resolves with the ms until the whole body came. `asPrometheus`: with Prometheus's headers (a gzip body). */
+function get(port: number, asPrometheus = false): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const req = http.get({ host: '127.0.0.1', port, path: '/metrics', agent }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/metrics', agent, ...(asPrometheus ? { headers: PROMETHEUS_HEADERS } : {}) }, (res) => {
       res.on('data', () => {});
       res.on('end', () => resolve(performance.now() - t0));
     });
@@ -224,10 +228,10 @@ async function runNode(scenario: string): Promise<NodeRun> {
   await new Promise((r) => setTimeout(r, IDLE_MS));
   const idleCpuPerSecond = (cpuMs(pid) - idleCpu0) / (IDLE_MS / 1000);
   const idleMainCpuPerSecond = (cpuMs(pid, pid) - idleMainCpu0) / (IDLE_MS / 1000);
-  // scraped every 15 s, as Prometheus does: each scrape renders the sample it finds
+  // scraped every 15 s, as Prometheus does (gzip): each scrape renders the sample it finds and compresses it
   const scrapedCpu0 = cpuMs(pid);
   for (let at = 0; at < SCRAPED_MS; at += SCRAPE_EVERY_MS) {
-    await get(exporter.port);
+    await get(exporter.port, true);
     await new Promise((r) => setTimeout(r, SCRAPE_EVERY_MS));
   }
   const scrapedCpuPerSecond = (cpuMs(pid) - scrapedCpu0) / (SCRAPED_MS / 1000);
