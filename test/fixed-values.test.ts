@@ -1,11 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { collectorNamed } from '../src/collectors/index.js';
-import { NvmlBinding } from '../src/native/nvml-binding.js';
+import type { NvmlBinding } from '../src/native/nvml-binding.js';
 import { NVML_ERROR_NOT_SUPPORTED, NvmlError } from '../src/native/nvml-return.js';
 import type { GpuSample, NodeSample } from '../src/sample.js';
 import { Ticker } from '../src/sampler/tick.js';
 import { VALUES } from '../src/values/value-table.js';
 import { fixtureScenario } from './support/fixture-scenario.js';
+import { scenarioBinding } from './support/scenario-binding.js';
 
 /**
  * Values the hardware fixes (maximum clocks, the widest PCIe link the GPU and its slot allow):
@@ -13,15 +14,7 @@ import { fixtureScenario } from './support/fixture-scenario.js';
  * the koffi binding on the simulated NVML (a copy of scenarios/workstation.sim: tests change it).
  */
 const scenario = fixtureScenario('workstation', { dir: 'scenarios' });
-let nvml: NvmlBinding;
-
-beforeAll(() => {
-  process.env.KGE_SIM_STATE = scenario.statePath;
-  nvml = new NvmlBinding({ libraryPath: scenario.node.libraryPath });
-  nvml.init();
-});
-afterAll(() => nvml.shutdown());
-afterEach(() => scenario.restore());
+const realBinding = scenarioBinding(scenario);
 
 const COLLECTORS = [collectorNamed('clocks'), collectorNamed('pcie_link')];
 const FIXED_KEYS = Object.entries(VALUES)
@@ -41,6 +34,7 @@ interface Counted {
 function counted(failWith?: () => number | undefined): Counted {
   let maxClock = 0;
   let linkGen = 0;
+  const nvml = realBinding();
   const binding = Object.create(nvml) as NvmlBinding;
   binding.maxClockMHz = (device, type) => {
     maxClock++;

@@ -1,9 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { migCollector } from '../src/collectors/mig.js';
-import { NvmlBinding } from '../src/native/nvml-binding.js';
+import type { NvmlBinding } from '../src/native/nvml-binding.js';
 import type { MigSample, NodeSample } from '../src/sample.js';
 import { Ticker } from '../src/sampler/tick.js';
 import { fixtureScenario } from './support/fixture-scenario.js';
+import { scenarioBinding } from './support/scenario-binding.js';
 
 /**
  * The mig collector reads what identifies a MIG instance (GPU and compute instance ids, profile)
@@ -11,15 +12,7 @@ import { fixtureScenario } from './support/fixture-scenario.js';
  * Ticker and the koffi binding on the simulated NVML (a copy of scenarios/a100-mig.sim).
  */
 const scenario = fixtureScenario('a100-mig', { dir: 'scenarios' });
-let nvml: NvmlBinding;
-
-beforeAll(() => {
-  process.env.KGE_SIM_STATE = scenario.statePath;
-  nvml = new NvmlBinding({ libraryPath: scenario.node.libraryPath });
-  nvml.init();
-});
-afterAll(() => nvml.shutdown());
-afterEach(() => scenario.restore());
+const realBinding = scenarioBinding(scenario);
 
 const MIG0 = 'MIG-815d2802-8272-83e0-ad84-173581569969';
 const MIG3 = 'MIG-2824c1c0-9972-4caf-4941-d4072014b3ce';
@@ -27,6 +20,7 @@ const MIG3 = 'MIG-2824c1c0-9972-4caf-4941-d4072014b3ce';
 /** The real binding with the identity getters and the per-tick getters counted. */
 function counted() {
   const calls = { gpuInstanceId: 0, computeInstanceId: 0, name: 0, uuid: 0, memoryInfo: 0 };
+  const nvml = realBinding();
   const binding = Object.create(nvml) as NvmlBinding;
   for (const name of Object.keys(calls) as (keyof typeof calls)[]) {
     const real = nvml[name].bind(nvml) as (...args: unknown[]) => unknown;
